@@ -1,0 +1,47 @@
+# FitAtlas: `make run` (pipeline once, publish), `make test`, `make dev` (Dagster UI + daemon), `make bench`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MANIFEST := dbt_project/target/manifest.json
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install dbt-prepare run test dev bench snapshot clean
+
+# The venv is rebuilt only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# @dbt_assets needs a manifest at import time.
+$(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.csv' | grep -v target/)
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+	touch $(MANIFEST)
+
+dbt-prepare: $(MANIFEST)
+
+run: $(MANIFEST)
+	$(BIN)/fitatlas run
+
+test: $(MANIFEST)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+dev: $(MANIFEST)
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/grid_bench.py
+	$(BIN)/python benchmarks/calibrate.py
+
+snapshot: $(STAMP)
+	$(BIN)/python -m pipelines.snapshot_tool --shared ../shared/data --out pipelines/snapshot
+
+clean:
+	rm -rf data .dagster dbt_project/target dbt_project/logs

@@ -1,0 +1,36 @@
+-- Published `models`: architecture facts and derived sizes for every supported model.
+select
+    spec.model_id,
+    spec.family,
+    spec.model_type,
+    spec.architecture,
+    spec.params_total,
+    spec.params_active,
+    spec.params_mtp,
+    spec.params_vision,
+    spec.num_layers,
+    spec.hidden_size,
+    spec.num_attention_heads,
+    spec.num_kv_heads,
+    spec.head_dim,
+    spec.vocab_size,
+    spec.max_context,
+    spec.attention_kind,
+    spec.is_moe,
+    spec.num_experts,
+    spec.experts_per_token,
+    spec.sliding_window,
+    spec.kv_bytes_per_token_bf16,
+    spec.weights_bytes_bf16 / 1e9 as weights_gb_bf16,
+    spec.weights_bytes_fp8 / 1e9 as weights_gb_fp8,
+    spec.weights_bytes_int8 / 1e9 as weights_gb_int8,
+    spec.weights_bytes_int4 / 1e9 as weights_gb_int4,
+    spec.weights_bytes_fp4 / 1e9 as weights_gb_fp4,
+    spec.checkpoint_format,
+    spec.checkpoint_precision,
+    spec.weights_bytes_checkpoint / 1e9 as weights_gb_checkpoint,
+    config.source_revision,
+    config.ingested_at
+from {{ source('sizing', 'model_specs') }} as spec
+inner join {{ ref('stg_hf__model_configs') }} as config using (model_id)
+where spec.supported

@@ -1,0 +1,1 @@
+"""FitAtlas Dagster project: ingest -> dbt -> sizing -> gate -> publish."""

@@ -1,0 +1,45 @@
+"""The one Dagster code location: ingest -> dbt -> sizing -> blocking checks -> publish."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+from pipelines.settings import configure_environment
+
+# Our own code must not lean on deprecated Dagster APIs: make their warnings errors here.
+warnings.filterwarnings("error", category=DeprecationWarning, module=r"pipelines\..*")
+
+configure_environment()
+
+from pipelines.defs.ingest.assets import raw_assets  # noqa: E402
+from pipelines.defs.publish.assets import publication  # noqa: E402
+from pipelines.defs.quality.checks import suite_checks  # noqa: E402
+from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations  # noqa: E402
+from pipelines.defs.transform.dbt_assets import (  # noqa: E402
+    dbt_model_marts,
+    dbt_resource,
+    dbt_staging_and_reference_marts,
+)
+
+full_pipeline = dg.define_asset_job(
+    name="full_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Land every source, normalise, size, audit and publish (what `fitatlas run` runs).",
+)
+
+defs = dg.Definitions(
+    assets=[
+        *raw_assets,
+        dbt_staging_and_reference_marts,
+        model_specs,
+        dbt_model_marts,
+        fit_matrix,
+        recommendations,
+        publication,
+    ],
+    asset_checks=suite_checks,
+    jobs=[full_pipeline],
+    resources={"dbt": dbt_resource},
+)

@@ -1,0 +1,106 @@
+"""Thin Dagster assets over the pure `sizing` library: describe models, build the grid, rank."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from pipelines.settings import load_settings
+from pipelines.warehouse import WAREHOUSE_POOL, connect, read_table, replace_table
+from sizing.architecture import describe
+from sizing.grid import fit_matrix as build_fit_matrix
+from sizing.grid import recommendations as build_recommendations
+from sizing.model_spec import specs_to_frames
+
+SIZING_GROUP = "size"
+
+
+def _load_json(text: str | None) -> dict | None:
+    return json.loads(text) if text else None
+
+
+@dg.asset(
+    deps=[dg.AssetKey(["staging", "stg_hf__model_configs"])],
+    group_name=SIZING_GROUP,
+    kinds={"python", "polars", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="Architecture accounting of every landed config (sizing.architecture.describe): "
+    "parameters, KV-cache layout, weights per precision; unsupported configs keep their reason.",
+)
+def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    settings = load_settings()
+    with connect(settings.warehouse_path) as con:
+        configs = con.execute(
+            "select model_id, config::varchar, quant_config::varchar from staging.stg_hf__model_configs order by model_id"
+        ).fetchall()
+        specs = [
+            describe(_load_json(config) or {}, model_id=model_id, quant_config=_load_json(quant_config))
+            for model_id, config, quant_config in configs
+        ]
+        models, kv_groups = specs_to_frames(specs)
+        replace_table(con, "sizing.model_specs", models)
+        replace_table(con, "sizing.model_kv_groups", kv_groups)
+    unsupported = {spec.model_id: spec.reason for spec in specs if not spec.supported}
+    for model_id, reason in unsupported.items():
+        context.log.warning(f"{model_id}: unsupported, because {reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "models": len(specs),
+            "supported": len(specs) - len(unsupported),
+            "unsupported": dg.MetadataValue.json(unsupported),
+        }
+    )
+
+
+def _grid_inputs(con) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    models = read_table(con, "select * from sizing.model_specs where supported and model_id in (select model_id from marts.models)")
+    kv_groups = read_table(con, "select * from sizing.model_kv_groups")
+    gpus = read_table(con, "select * from marts.gpus")
+    return models, kv_groups, gpus
+
+
+@dg.asset(
+    deps=[dg.AssetKey("models"), dg.AssetKey("gpus"), model_specs],
+    group_name=SIZING_GROUP,
+    kinds={"python", "polars", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="Model x GPU x precision x GPU count x context: memory breakdown per GPU, headroom, "
+    "fit class and concurrency (sizing.grid.fit_matrix).",
+)
+def fit_matrix() -> dg.MaterializeResult:
+    settings = load_settings()
+    with connect(settings.warehouse_path) as con:
+        models, kv_groups, gpus = _grid_inputs(con)
+        matrix = build_fit_matrix(models, kv_groups, gpus)
+        replace_table(con, "sizing.fit_matrix", matrix)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": matrix.height,
+            "fitting_rows": int(matrix["fits"].sum()),
+            "models": matrix["model_id"].n_unique(),
+            "gpus": matrix["gpu_id"].n_unique(),
+        }
+    )
+
+
+@dg.asset(
+    deps=[fit_matrix, dg.AssetKey("provider_prices")],
+    group_name=SIZING_GROUP,
+    kinds={"python", "polars", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
+    "compared with the cheapest API price (sizing.grid.recommendations).",
+)
+def recommendations() -> dg.MaterializeResult:
+    settings = load_settings()
+    with connect(settings.warehouse_path) as con:
+        models, kv_groups, gpus = _grid_inputs(con)
+        matrix = read_table(con, "select * from sizing.fit_matrix")
+        prices = read_table(con, "select * from marts.provider_prices")
+        ranked = build_recommendations(matrix, models, kv_groups, gpus, prices)
+        replace_table(con, "sizing.recommendations", ranked)
+    return dg.MaterializeResult(
+        metadata={"rows": ranked.height, "models": ranked["model_id"].n_unique()}
+    )

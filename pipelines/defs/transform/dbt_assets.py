@@ -1,0 +1,64 @@
+"""dbt staging and marts as Dagster assets; dbt tests become asset checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from pipelines.dbt_project import fitatlas_dbt_project
+from pipelines.settings import configure_environment
+from pipelines.warehouse import WAREHOUSE_POOL
+
+
+class FitAtlasDbtTranslator(DagsterDbtTranslator):
+    """Marts keep their bare names (`models`, `gpus`, ...) as asset keys, like the published tables;
+    staging models live under `staging/`; sources use the asset key from their `meta.dagster`."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        schema = dbt_resource_props.get("config", {}).get("schema") or "main"
+        name = dbt_resource_props["name"]
+        return dg.AssetKey([name]) if schema == "marts" else dg.AssetKey([schema, name])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "normalise"
+
+
+TRANSLATOR = FitAtlasDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+# The `models` marts read `sizing.model_specs`, which the Python `model_specs` asset computes from the
+# staged configs; the dbt project is therefore split around it so no op depends on itself.
+MODEL_MARTS = "models unsupported_models"
+
+
+@dbt_assets(
+    manifest=fitatlas_dbt_project.manifest_path,
+    project=fitatlas_dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
+    exclude=MODEL_MARTS,
+    pool=WAREHOUSE_POOL,
+    name="dbt_staging_and_reference_marts",
+)
+def dbt_staging_and_reference_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    configure_environment()
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+@dbt_assets(
+    manifest=fitatlas_dbt_project.manifest_path,
+    project=fitatlas_dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
+    select=MODEL_MARTS,
+    pool=WAREHOUSE_POOL,
+    name="dbt_model_marts",
+)
+def dbt_model_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    configure_environment()
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+dbt_resource = DbtCliResource(project_dir=fitatlas_dbt_project)
