@@ -1,0 +1,91 @@
+"""Façade: ``describe(config)`` turns one HF config.json (plus an optional hf_quant_config.json)
+into a ``ModelSpec``: parameters, KV per token, weights per precision and as stored.
+
+Pure: no I/O, no Dagster. It never raises on a dict input: an architecture it cannot account
+exactly, or a config missing a field the accounting needs, gives ``supported=False`` with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sizing.hf_config import HFConfig, MissingField
+from sizing.kv import kv_bytes_per_token, kv_groups
+from sizing.layouts import FAMILIES, Layout, Unsupported, build
+from sizing.model_spec import ModelSpec
+from sizing.params import EMBED, EXPERTS, LM_HEAD, UNQUANTIZED_ROLES
+from sizing.precision import FORMAT_PRECISION, weights_bytes_per_precision
+from sizing.quantization import checkpoint_bytes, read_scheme
+
+_DTYPE_FORMAT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+
+
+def describe(config: dict, *, model_id: str, quant_config: dict | None = None) -> ModelSpec:
+    """Describe one model from its config. See ``ModelSpec`` for field meanings."""
+    if not isinstance(config, dict):
+        return ModelSpec(model_id=model_id, supported=False, reason="config is not a JSON object")
+    cfg = HFConfig(config)
+    base = dict(model_id=model_id, model_type=cfg.model_type, architecture=cfg.architecture,
+                family=FAMILIES.get(cfg.text_model_type or "", FAMILIES.get(cfg.model_type or "")))
+    try:
+        layout = build(cfg)
+    except MissingField as exc:
+        return ModelSpec(supported=False, reason=f"missing {exc.args[0]}", **base)
+    except Unsupported as exc:
+        return ModelSpec(supported=False, reason=str(exc), **base)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+        return ModelSpec(supported=False, reason=f"malformed config: {type(exc).__name__}: {exc}", **base)
+    return _spec(cfg, layout, quant_config, base)
+
+
+def _spec(cfg: HFConfig, layout: Layout, quant_config: dict | None, base: dict[str, Any]) -> ModelSpec:
+    acc = layout.acc
+    groups = kv_groups(layout.caches + layout.extra_caches)
+    qc = cfg.raw.get("quantization_config") or cfg.text.get("quantization_config")
+    scheme = read_scheme(qc, quant_config)
+    dense_fmt = _DTYPE_FORMAT.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"), "bf16")
+    fmt = scheme.fmt if scheme is not None else dense_fmt
+    if scheme is not None and scheme.per_module:
+        fmt = "mixed:" + "+".join(sorted(set(scheme.per_module.values())))
+    precision = FORMAT_PRECISION.get(fmt)
+    if precision is None and scheme is not None and scheme.per_module:
+        # Mixed checkpoints are named by their narrowest format (the one that shapes the bytes).
+        order = ["fp4", "int4", "int8", "fp8", "bf16"]
+        precision = next(p for p in order if any(FORMAT_PRECISION.get(f) == p for f in scheme.per_module.values()))
+    return ModelSpec(
+        supported=True,
+        params_total=acc.total,
+        params_active=acc.active,
+        params_mtp=acc.mtp,
+        params_vision=acc.vision,
+        params_embedding=acc.sum_roles({EMBED, LM_HEAD}),
+        params_routed_experts=acc.sum_roles({EXPERTS}),
+        params_unquantized=acc.sum_roles(UNQUANTIZED_ROLES),
+        num_layers=layout.num_layers,
+        hidden_size=layout.hidden,
+        num_attention_heads=layout.heads,
+        num_kv_heads=layout.kv_heads,
+        head_dim=layout.head_dim,
+        vocab_size=layout.vocab,
+        max_context=_max_context(cfg),
+        attention_kind=layout.attention_kind,
+        is_moe=acc.num_moe_layers > 0,
+        num_experts=acc.num_experts if acc.num_moe_layers else 0,
+        experts_per_token=acc.experts_per_token if acc.num_moe_layers else 0,
+        num_shared_experts=acc.num_shared_experts,
+        num_moe_layers=acc.num_moe_layers,
+        sliding_window=layout.sliding_window,
+        kv_bytes_per_token_bf16=kv_bytes_per_token(groups),
+        kv_groups=groups,
+        checkpoint_format=fmt,
+        checkpoint_precision=precision,
+        weights_bytes=weights_bytes_per_precision(acc),
+        weights_bytes_checkpoint=checkpoint_bytes(acc, scheme, dense_fmt if dense_fmt != "fp32" else "fp32"),
+        **base,
+    )
+
+
+def _max_context(cfg: HFConfig) -> int:
+    """``max_position_embeddings`` (or its GPT-2 / ChatGLM aliases ``n_positions`` / ``seq_length``)."""
+    value = cfg.get("max_position_embeddings")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0

@@ -1,0 +1,624 @@
+"""Per-family decoder layouts: which tensors each layer holds and how each layer caches.
+
+Each builder mirrors the transformers modeling file of its family (module names, fused or split
+projections, biases, norms, MoE placement) and returns a ``Layout``: the parameter ``Accounting``
+plus one ``LayerCache`` per decoder layer, from which ``sizing.kv`` derives KV groups. A family that
+cannot be accounted exactly raises ``Unsupported`` with the reason: never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sizing.hf_config import HFConfig, MissingField
+from sizing.params import (
+    ATTN, BUFFER, MIXER, MLP, NORM, ROUTER, SHARED, STATE, Accounting, embeddings, gated_mlp, routed_experts,
+)
+
+
+class Unsupported(ValueError):
+    """The architecture is known but cannot be accounted exactly from its config."""
+
+
+@dataclass(frozen=True)
+class LayerCache:
+    """How one decoder layer caches: ``kind`` is full/sliding/chunked/mla/state/none."""
+
+    kind: str
+    kv_heads: int = 0
+    elems_per_token_per_head: int = 0
+    window: int | None = None
+    state_bytes: int = 0
+
+
+@dataclass
+class Layout:
+    acc: Accounting
+    caches: list[LayerCache]
+    family: str
+    num_layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    attention_kind: str
+    sliding_window: int | None = None
+    extra_caches: list[LayerCache] = field(default_factory=list)
+
+
+FAMILIES: dict[str, str] = {
+    "llama": "llama", "llama4": "llama", "llama4_text": "llama", "codellama": "llama",
+    "mistral": "mistral", "mixtral": "mistral", "ministral": "mistral",
+    "qwen2": "qwen", "qwen2_moe": "qwen", "qwen3": "qwen", "qwen3_moe": "qwen", "qwen3_vl": "qwen",
+    "qwen3_vl_text": "qwen", "qwen3_vl_moe": "qwen", "qwen3_vl_moe_text": "qwen", "qwen3_5": "qwen",
+    "qwen3_5_text": "qwen", "qwen3_5_moe": "qwen", "qwen3_5_moe_text": "qwen", "qwen3_next": "qwen",
+    "gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3_text": "gemma", "gemma4": "gemma", "gemma4_text": "gemma",
+    "phi": "phi", "phi3": "phi", "phi-msft": "phi",
+    "olmo": "olmo", "olmo2": "olmo", "internlm2": "internlm", "chatglm": "glm", "glm": "glm", "glm4": "glm",
+    "glm4_moe": "glm", "glm_moe_dsa": "glm", "mimo": "mimo",
+    "deepseek": "deepseek", "deepseek_v2": "deepseek", "deepseek_v3": "deepseek", "deepseek_v32": "deepseek",
+    "deepseek_v4": "deepseek", "deepseek_ref": "deepseek",
+    "kimi_k2": "kimi", "kimi_k25": "kimi", "kimi_k3": "kimi", "kimi_linear": "kimi",
+    "minimax_m2": "minimax", "minimax_m3": "minimax", "nemotron_h": "nemotron", "nemotron-nas": "nemotron",
+    "gpt_oss": "gpt-oss", "step3p7": "step", "gpt2": "gpt2", "gptj": "gpt-j", "gpt_neox": "gpt-neox",
+    "falcon": "falcon", "starcoder2": "starcoder", "cohere": "cohere", "granite": "granite",
+}
+
+UNSUPPORTED: dict[str, str] = {
+    "deepseek_v4": "hyper-connections (hc_mult), per-layer KV compressors and hash-routed layers are not "
+    "accounted yet",
+    "deepseek_ref": "DeepSeek reference-implementation config (no transformers class; V4 layout not accounted yet)",
+    "kimi_k3": "Kimi-Linear KDA layers with output-gated MLA, latent MoE norms and attention residual blocks "
+    "have no transformers class to check against",
+    "kimi_linear": "KDA linear-attention accounting not implemented",
+    "minimax_m3": "sparse-attention indexer and gemma-style norms have no transformers class to check against",
+    "nemotron-nas": "DeciLM per-layer block_configs (variable FFN multipliers, no-op attention) not accounted yet",
+    "phi-msft": "pre-transformers Phi remote-code config (no layer_norm/partial_rotary fields in HF names)",
+    "chatglm": "remote-code ChatGLM (fused query_key_value with multi_query_group_num) not checked against a source",
+}
+
+
+def _kv_full(cfg: HFConfig, kv_heads: int, head_dim: int, kind: str = "full", window: int | None = None) -> LayerCache:
+    return LayerCache(kind, kv_heads, 2 * head_dim, window)
+
+
+def _is_moe_layer(cfg: HFConfig, i: int, mt: str) -> bool:
+    experts = cfg.get("num_experts") or 0
+    if not experts:
+        return False
+    if mt in ("qwen2_moe", "qwen3_moe", "qwen3_vl_moe", "qwen3_vl_moe_text", "qwen3_5_moe", "qwen3_5_moe_text", "qwen3_next"):
+        if i in (cfg.get("mlp_only_layers") or []):
+            return False
+        step = cfg.get("decoder_sparse_step") or 1
+        return (i + 1) % step == 0
+    if mt in ("llama4", "llama4_text"):
+        layers = cfg.get("moe_layers")
+        if isinstance(layers, list):
+            return i in layers
+        step = cfg.get("interleave_moe_layer_step") or 1
+        return (i + 1) % step == 0
+    mlp_types = cfg.get("mlp_layer_types")
+    if isinstance(mlp_types, list) and i < len(mlp_types):
+        return mlp_types[i] == "sparse"
+    freq = cfg.get("moe_layer_freq")
+    if isinstance(freq, list):
+        return bool(freq[i]) if i < len(freq) else False
+    first_dense = cfg.get("first_k_dense_replace") or 0
+    if i < first_dense:
+        return False
+    return i % (freq or 1) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Standard (MHA/GQA/MQA) decoders: llama, mistral/mixtral, qwen2/3(+moe, +vl), gemma 1-3, olmo2,
+# phi3, minimax_m2, glm4_moe, gpt_oss, llama4, step3p7, internlm2, mimo.
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Std:
+    qkv_bias: str | None = None  # config flag enabling q/k/v bias, or "always"
+    o_bias: str | None = None  # config flag enabling o_proj bias, or "always"
+    mlp_bias: str | None = None
+    qk_norm: str | None = None  # "head" (per head_dim) or "full" (over all heads)
+    qk_norm_flag: str | None = None  # config flag that must be true for qk_norm
+    norms: int = 2
+    tie_default: bool = False
+    shared: str | None = None  # config field giving the shared-expert width
+    shared_gate: bool = False
+    router_bias_param: bool = False
+    router_bias_buffer: str | None = None  # config flag (or "always") for an e_score_correction_bias buffer
+    sinks: bool = False
+    head_gate: bool = False  # step3p7 g_proj: one gate per head
+    output_gate: str | None = None
+    dense_inter: str = "intermediate_size"
+    mtp: bool = False
+
+
+_STD: dict[str, _Std] = {
+    "llama": _Std(qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias="mlp_bias"),
+    "mistral": _Std(qkv_bias="attention_bias", o_bias="attention_bias"),
+    "mixtral": _Std(),
+    "qwen2": _Std(qkv_bias="always"),
+    "mimo": _Std(qkv_bias="always", mtp=True),
+    "qwen3": _Std(qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="head"),
+    "qwen3_moe": _Std(qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="head"),
+    "qwen3_vl_text": _Std(qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="head"),
+    "qwen3_vl_moe_text": _Std(qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="head"),
+    "qwen2_moe": _Std(qkv_bias="always", shared="shared_expert_intermediate_size", shared_gate=True),
+    "gemma": _Std(tie_default=True),
+    "gemma2": _Std(norms=4, tie_default=True),
+    "gemma3_text": _Std(norms=4, qk_norm="head", tie_default=True),
+    "olmo2": _Std(qk_norm="full"),
+    "phi3": _Std(),
+    "internlm2": _Std(qkv_bias="bias", o_bias="bias"),
+    "minimax_m2": _Std(qk_norm="full", qk_norm_flag="use_qk_norm", router_bias_buffer="use_routing_bias"),
+    "glm4_moe": _Std(qkv_bias="attention_bias", qk_norm="head", qk_norm_flag="use_qk_norm",
+                     shared="n_shared_experts", router_bias_buffer="always"),
+    "gpt_oss": _Std(qkv_bias="always", o_bias="always", router_bias_param=True, sinks=True),
+    "llama4_text": _Std(shared="intermediate_size", dense_inter="intermediate_size_mlp"),
+    # DeepSeek-MoE v1 (remote code modeling_deepseek.py): Llama attention, first_k_dense_replace dense
+    # layers, shared experts of width n_shared x moe_intermediate_size, softmax router without bias.
+    "deepseek": _Std(qkv_bias="attention_bias", o_bias="attention_bias", shared="n_shared_experts"),
+    "step3p7": _Std(qk_norm="head", head_gate=True, shared="share_expert_dim", router_bias_buffer="use_moe_router_bias"),
+}
+_STD_ALIASES = {"llama4": "llama4_text", "qwen3_vl": "qwen3_vl_text", "qwen3_vl_moe": "qwen3_vl_moe_text",
+                "codellama": "llama"}
+
+
+def _flag(cfg: HFConfig, name: str | None, default: bool = False) -> bool:
+    if name is None:
+        return False
+    if name == "always":
+        return True
+    return cfg.flag(name, default)
+
+
+def _shared_width(cfg: HFConfig, opt: _Std) -> tuple[int, int]:
+    """(number of shared experts, total shared width)."""
+    if opt.shared is None:
+        return 0, 0
+    if opt.shared == "n_shared_experts":
+        n = cfg.int("n_shared_experts", 0)
+        return n, n * cfg.int("moe_intermediate_size")
+    width = cfg.int(opt.shared, 0)
+    if opt.shared == "share_expert_dim":
+        n = cfg.int("n_shared_experts", 1)
+        return n, width * n
+    return (1 if width else 0), width
+
+
+def standard(cfg: HFConfig, mt: str) -> Layout:
+    opt = _STD[_STD_ALIASES.get(mt, mt)]
+    hidden = cfg.int("hidden_size")
+    layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.num_kv_heads()
+    hd = cfg.head_dim()
+    vocab = cfg.int("vocab_size")
+    tied = cfg.tie_word_embeddings(opt.tie_default)
+    acc = Accounting()
+    embeddings(acc, vocab, hidden, tied)
+    num_experts = cfg.int("num_experts", 0)
+    k = cfg.int("experts_per_token", 0) if num_experts else 0
+    moe_inter = cfg.int("moe_intermediate_size", 0) or cfg.int("intermediate_size", 0)
+    n_shared, shared_width = _shared_width(cfg, opt)
+    qkv_bias, o_bias = _flag(cfg, opt.qkv_bias), _flag(cfg, opt.o_bias)
+    mlp_bias = _flag(cfg, opt.mlp_bias)
+    qk_norm = opt.qk_norm if (opt.qk_norm_flag is None or cfg.flag(opt.qk_norm_flag)) else None
+    types = cfg.layer_types(layers)
+    window = cfg.get("sliding_window")
+    chunk = cfg.get("attention_chunk_size")
+    caches: list[LayerCache] = []
+    moe_layers = 0
+    for i in range(layers):
+        p = f"layers.{i}"
+        q_out = heads * hd * (2 if opt.output_gate and cfg.flag(opt.output_gate) else 1)
+        acc.linear(f"{p}.self_attn.q_proj", hidden, q_out, ATTN, qkv_bias)
+        acc.linear(f"{p}.self_attn.k_proj", hidden, kv_heads * hd, ATTN, qkv_bias)
+        acc.linear(f"{p}.self_attn.v_proj", hidden, kv_heads * hd, ATTN, qkv_bias)
+        acc.linear(f"{p}.self_attn.o_proj", heads * hd, hidden, ATTN, o_bias)
+        if qk_norm == "head":
+            acc.norm(f"{p}.self_attn.q_norm", hd)
+            acc.norm(f"{p}.self_attn.k_norm", hd)
+        elif qk_norm == "full":
+            acc.norm(f"{p}.self_attn.q_norm", heads * hd)
+            acc.norm(f"{p}.self_attn.k_norm", kv_heads * hd)
+        if opt.head_gate:
+            acc.linear(f"{p}.self_attn.g_proj", hidden, heads, ATTN)
+        if opt.sinks:
+            acc.add(f"{p}.self_attn.sinks", heads, NORM)
+        if _is_moe_layer(cfg, i, mt):
+            moe_layers += 1
+            acc.linear(f"{p}.mlp.gate", hidden, num_experts, ROUTER, opt.router_bias_param)
+            if _flag(cfg, opt.router_bias_buffer):
+                acc.add(f"{p}.mlp.gate.e_score_correction_bias", num_experts, BUFFER)
+            routed_experts(acc, f"{p}.mlp", hidden, moe_inter, num_experts, bias=opt.router_bias_param)
+            if shared_width:
+                gated_mlp(acc, f"{p}.mlp.shared_experts", hidden, shared_width, SHARED)
+                if opt.shared_gate:
+                    acc.linear(f"{p}.mlp.shared_expert_gate", hidden, 1, ROUTER)
+        else:
+            gated_mlp(acc, f"{p}.mlp", hidden, cfg.int(opt.dense_inter), MLP, bias=mlp_bias)
+        for n in range(opt.norms):
+            acc.norm(f"{p}.norm{n}", hidden)
+        kind = types[i]
+        if kind == "sliding_attention" and window:
+            caches.append(_kv_full(cfg, kv_heads, hd, "sliding", int(window)))
+        elif kind == "chunked_attention" and chunk:
+            caches.append(_kv_full(cfg, kv_heads, hd, "chunked", int(chunk)))
+        else:
+            caches.append(_kv_full(cfg, kv_heads, hd))
+    acc.norm("norm", hidden)
+    if mt in ("llama4", "llama4_text"):
+        chunk_layers = cfg.get("no_rope_layers")
+        if not isinstance(chunk_layers, list):
+            interval = cfg.int("no_rope_layer_interval", 4)
+            chunk_layers = [int((i + 1) % interval != 0) for i in range(layers)]
+        if chunk and len(chunk_layers) >= layers:
+            # Llama-4: RoPE layers (no_rope_layers[i] == 1) use chunked local attention.
+            caches = [_kv_full(cfg, kv_heads, hd, "chunked", int(chunk)) if chunk_layers[i] else c
+                      for i, c in enumerate(caches)]
+    acc.num_experts, acc.experts_per_token, acc.num_moe_layers = num_experts, k, moe_layers
+    acc.num_shared_experts = n_shared if moe_layers else 0
+    if opt.mtp:
+        acc.mtp = _mimo_mtp(cfg, hidden, heads, kv_heads, hd)
+    kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
+    return Layout(acc, caches, FAMILIES.get(mt, mt), layers, hidden, heads, kv_heads, hd, vocab, kind,
+                  int(window) if window and any(c.kind == "sliding" for c in caches) else None)
+
+
+def _mimo_mtp(cfg: HFConfig, hidden: int, heads: int, kv_heads: int, hd: int) -> int:
+    """MiMo MTP layer (XiaomiMiMo modeling_mimo.MiMoMTPLayers): token_layernorm, hidden_layernorm,
+    input_proj (2h -> h, no bias), a Qwen2 decoder layer (qkv bias), final_layernorm."""
+    n = cfg.int("num_nextn_predict_layers", 0)
+    inter = cfg.int("intermediate_size")
+    attn = hidden * heads * hd + heads * hd + 2 * (hidden * kv_heads * hd + kv_heads * hd) + heads * hd * hidden
+    layer = attn + 3 * hidden * inter + 2 * hidden
+    return n * (3 * hidden + 2 * hidden * hidden + layer)
+
+
+# --------------------------------------------------------------------------------------------
+# MLA decoders (DeepSeek-V2/V3/V3.2, Kimi-K2/K2.5, GLM-5 DSA)
+# --------------------------------------------------------------------------------------------
+
+def mla(cfg: HFConfig, mt: str) -> Layout:
+    hidden = cfg.int("hidden_size")
+    layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    vocab = cfg.int("vocab_size")
+    q_lora = cfg.get("q_lora_rank")
+    kv_lora = cfg.int("kv_lora_rank")
+    nope = cfg.int("qk_nope_head_dim")
+    rope = cfg.int("qk_rope_head_dim")
+    v_dim = cfg.int("v_head_dim")
+    bias = cfg.flag("attention_bias")
+    tied = cfg.tie_word_embeddings(False)
+    num_experts = cfg.int("num_experts", 0)
+    k = cfg.int("experts_per_token", 0)
+    moe_inter = cfg.int("moe_intermediate_size", 0)
+    n_shared = cfg.int("n_shared_experts", 0)
+    indexer = mt in ("deepseek_v32", "glm_moe_dsa") or cfg.get("index_topk") is not None
+    acc = Accounting()
+    embeddings(acc, vocab, hidden, tied)
+    moe_layers = 0
+    per_layer = 0
+    for i in range(layers):
+        start = len(acc.tensors)
+        p = f"layers.{i}"
+        a = f"{p}.self_attn"
+        if q_lora:
+            acc.linear(f"{a}.q_a_proj", hidden, q_lora, ATTN, bias)
+            acc.norm(f"{a}.q_a_layernorm", q_lora)
+            acc.linear(f"{a}.q_b_proj", q_lora, heads * (nope + rope), ATTN)
+        else:
+            acc.linear(f"{a}.q_proj", hidden, heads * (nope + rope), ATTN)
+        acc.linear(f"{a}.kv_a_proj_with_mqa", hidden, kv_lora + rope, ATTN, bias)
+        acc.norm(f"{a}.kv_a_layernorm", kv_lora)
+        acc.linear(f"{a}.kv_b_proj", kv_lora, heads * (nope + v_dim), ATTN)
+        acc.linear(f"{a}.o_proj", heads * v_dim, hidden, ATTN, bias)
+        if indexer and _runs_indexer(cfg, i):
+            ih, idim = cfg.int("index_n_heads"), cfg.int("index_head_dim")
+            acc.linear(f"{a}.indexer.wq_b", q_lora or hidden, ih * idim, ATTN)
+            acc.linear(f"{a}.indexer.wk", hidden, idim, ATTN)
+            acc.norm(f"{a}.indexer.k_norm", idim, bias=True)
+            acc.linear(f"{a}.indexer.weights_proj", hidden, ih, ATTN)
+        if _is_moe_layer(cfg, i, mt):
+            moe_layers += 1
+            acc.linear(f"{p}.mlp.gate", hidden, num_experts, ROUTER)
+            if cfg.get("topk_method") == "noaux_tc" or mt == "glm_moe_dsa":
+                acc.add(f"{p}.mlp.gate.e_score_correction_bias", num_experts, BUFFER)
+            routed_experts(acc, f"{p}.mlp", hidden, moe_inter, num_experts)
+            if n_shared:
+                gated_mlp(acc, f"{p}.mlp.shared_experts", hidden, n_shared * moe_inter, SHARED)
+        else:
+            gated_mlp(acc, f"{p}.mlp", hidden, cfg.int("intermediate_size"), MLP)
+        acc.norm(f"{p}.input_layernorm", hidden)
+        acc.norm(f"{p}.post_attention_layernorm", hidden)
+        if i == layers - 1:
+            per_layer = sum(t.numel for t in acc.tensors[start:] if t.role != BUFFER)
+    acc.norm("norm", hidden)
+    acc.num_experts, acc.experts_per_token, acc.num_moe_layers = num_experts, k, moe_layers
+    acc.num_shared_experts = n_shared if moe_layers else 0
+    # DeepSeek MTP module (DeepSeek-V3 report sec. 2.2; the checkpoint's model.layers.61): a full
+    # decoder layer (the last, MoE one) plus enorm, hnorm, eh_proj (2h -> h) and shared_head.norm;
+    # embedding and head are shared with the main model.
+    acc.mtp = cfg.int("num_nextn_predict_layers", 0) * (per_layer + 3 * hidden + 2 * hidden * hidden)
+    caches = [LayerCache("mla", 1, kv_lora + rope) for _ in range(layers)]
+    extra = []
+    if indexer:
+        # DSA lightning indexer: one index_head_dim key per token per layer, cached for every token
+        # (vLLM's DeepseekV32IndexerCache keeps it beside the MLA latent), so it grows like KV.
+        # GLM-5.2 "shared" indexer layers reuse the previous layer's top-k and cache no keys.
+        extra = [LayerCache("full", 1, cfg.int("index_head_dim")) for i in range(layers) if _runs_indexer(cfg, i)]
+    return Layout(acc, caches, FAMILIES.get(mt, mt), layers, hidden, heads, 1, nope + rope, vocab, "mla",
+                  extra_caches=extra)
+
+
+def _runs_indexer(cfg: HFConfig, i: int) -> bool:
+    types = cfg.get("indexer_types")
+    return not (isinstance(types, list) and i < len(types) and types[i] == "shared")
+
+
+# --------------------------------------------------------------------------------------------
+# Qwen3.5 / Qwen3.6 / Qwen3-Next hybrids: gated-DeltaNet linear attention + gated full attention
+# --------------------------------------------------------------------------------------------
+
+def qwen_hybrid(cfg: HFConfig, mt: str) -> Layout:
+    hidden = cfg.int("hidden_size")
+    layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.num_kv_heads()
+    hd = cfg.head_dim()
+    vocab = cfg.int("vocab_size")
+    tied = cfg.tie_word_embeddings(False)
+    nk, nv = cfg.int("linear_num_key_heads"), cfg.int("linear_num_value_heads")
+    dk, dv = cfg.int("linear_key_head_dim"), cfg.int("linear_value_head_dim")
+    conv_k = cfg.int("linear_conv_kernel_dim")
+    key_dim, value_dim = nk * dk, nv * dv
+    conv_dim = 2 * key_dim + value_dim
+    types = cfg.layer_types(layers)
+    if not cfg.has("layer_types"):
+        interval = cfg.int("full_attention_interval")
+        types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers)]
+    num_experts = cfg.int("num_experts", 0)
+    k = cfg.int("experts_per_token", 0) if num_experts else 0
+    acc = Accounting()
+    embeddings(acc, vocab, hidden, tied)
+    # The engine keeps the recurrent state at mamba_ssm_dtype (fp32 in the shipped configs) and the
+    # conv state at the model dtype (bf16), as vLLM's MambaStateDtypeCalculator does.
+    ssm_bytes = 4 if str(cfg.get("mamba_ssm_dtype", "float32")) in ("float32", "fp32") else 2
+    state = conv_dim * (conv_k - 1) * 2 + nv * dk * dv * ssm_bytes
+    caches, moe_layers = [], 0
+    for i in range(layers):
+        p = f"layers.{i}"
+        if types[i] == "linear_attention":
+            a = f"{p}.linear_attn"
+            if mt == "qwen3_next":
+                acc.linear(f"{a}.in_proj_qkvz", hidden, 2 * key_dim + 2 * value_dim, MIXER)
+                acc.linear(f"{a}.in_proj_ba", hidden, 2 * nv, MIXER)
+            else:
+                acc.linear(f"{a}.in_proj_qkv", hidden, conv_dim, MIXER)
+                acc.linear(f"{a}.in_proj_z", hidden, value_dim, MIXER)
+                acc.linear(f"{a}.in_proj_b", hidden, nv, MIXER)
+                acc.linear(f"{a}.in_proj_a", hidden, nv, MIXER)
+            acc.add(f"{a}.conv1d.weight", conv_dim * conv_k, STATE)
+            acc.add(f"{a}.dt_bias", nv, STATE)
+            acc.add(f"{a}.A_log", nv, STATE)
+            acc.norm(f"{a}.norm", dv)
+            acc.linear(f"{a}.out_proj", value_dim, hidden, MIXER)
+            caches.append(LayerCache("state", nv, state_bytes=state))
+        else:
+            a = f"{p}.self_attn"
+            gate = 2 if cfg.flag("attn_output_gate", True) else 1
+            acc.linear(f"{a}.q_proj", hidden, heads * hd * gate, ATTN)
+            acc.linear(f"{a}.k_proj", hidden, kv_heads * hd, ATTN)
+            acc.linear(f"{a}.v_proj", hidden, kv_heads * hd, ATTN)
+            acc.linear(f"{a}.o_proj", heads * hd, hidden, ATTN)
+            acc.norm(f"{a}.q_norm", hd)
+            acc.norm(f"{a}.k_norm", hd)
+            caches.append(_kv_full(cfg, kv_heads, hd))
+        if _is_moe_layer(cfg, i, mt):
+            moe_layers += 1
+            inter = cfg.int("moe_intermediate_size")
+            acc.linear(f"{p}.mlp.gate", hidden, num_experts, ROUTER)
+            routed_experts(acc, f"{p}.mlp", hidden, inter, num_experts)
+            shared = cfg.int("shared_expert_intermediate_size", 0)
+            if shared:
+                gated_mlp(acc, f"{p}.mlp.shared_expert", hidden, shared, SHARED)
+                acc.linear(f"{p}.mlp.shared_expert_gate", hidden, 1, ROUTER)
+        else:
+            gated_mlp(acc, f"{p}.mlp", hidden, cfg.int("intermediate_size"), MLP)
+        acc.norm(f"{p}.input_layernorm", hidden)
+        acc.norm(f"{p}.post_attention_layernorm", hidden)
+    acc.norm("norm", hidden)
+    acc.num_experts, acc.experts_per_token, acc.num_moe_layers = num_experts, k, moe_layers
+    acc.num_shared_experts = 1 if moe_layers and cfg.int("shared_expert_intermediate_size", 0) else 0
+    acc.mtp = _qwen_mtp(cfg, acc, hidden, heads, kv_heads, hd, num_experts)
+    return Layout(acc, caches, "qwen", layers, hidden, heads, kv_heads, hd, vocab, "hybrid")
+
+
+def _qwen_mtp(cfg: HFConfig, acc: Accounting, hidden: int, heads: int, kv_heads: int, hd: int, experts: int) -> int:
+    """Qwen3.5/Next MTP (vLLM qwen3_next_mtp.py): fc (2h -> h), pre_fc_norm_embedding,
+    pre_fc_norm_hidden, ``mtp_num_hidden_layers`` full-attention decoder layers, final norm;
+    embedding and LM head shared unless ``mtp_use_dedicated_embeddings``."""
+    n = cfg.int("mtp_num_hidden_layers", 0)
+    if not n:
+        return 0
+    gate = 2 if cfg.flag("attn_output_gate", True) else 1
+    attn = hidden * heads * hd * gate + 2 * hidden * kv_heads * hd + heads * hd * hidden + 2 * hd
+    if experts:
+        shared = cfg.int("shared_expert_intermediate_size", 0)
+        ffn = hidden * experts + 3 * experts * hidden * cfg.int("moe_intermediate_size")
+        ffn += 3 * hidden * shared + (hidden if shared else 0)
+    else:
+        ffn = 3 * hidden * cfg.int("intermediate_size")
+    layer = attn + ffn + 2 * hidden
+    extra = cfg.int("vocab_size") * hidden if cfg.flag("mtp_use_dedicated_embeddings") else 0
+    return n * layer + 2 * hidden * hidden + 3 * hidden + extra
+
+
+# --------------------------------------------------------------------------------------------
+# Nemotron-H: Mamba-2 + attention + (latent) MoE blocks, one mixer per block
+# --------------------------------------------------------------------------------------------
+
+_NEMOTRON_CODES = {"M": "mamba", "*": "attention", "E": "moe", "-": "mlp"}
+
+
+def nemotron_h(cfg: HFConfig, mt: str) -> Layout:
+    pattern = cfg.get("layers_block_type")
+    if not isinstance(pattern, list):
+        code = cfg.get("hybrid_override_pattern")
+        if not isinstance(code, str):
+            raise MissingField("hybrid_override_pattern")
+        pattern = [_NEMOTRON_CODES[c] for c in code]
+    layers = len(pattern)
+    hidden = cfg.int("hidden_size")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.num_kv_heads()
+    hd = cfg.head_dim()
+    vocab = cfg.int("vocab_size")
+    tied = cfg.tie_word_embeddings(False)
+    m_heads, m_hd = cfg.int("mamba_num_heads"), cfg.int("mamba_head_dim")
+    groups, d_state, conv_k = cfg.int("n_groups"), cfg.int("ssm_state_size"), cfg.int("conv_kernel")
+    d_inner = m_heads * m_hd
+    conv_dim = d_inner + 2 * groups * d_state
+    proj_bias = cfg.flag("mamba_proj_bias")
+    experts = cfg.int("num_experts", 0)
+    k = cfg.int("experts_per_token", 0) if experts else 0
+    latent = cfg.get("moe_latent_size")
+    acc = Accounting()
+    embeddings(acc, vocab, hidden, tied, embed_name="embeddings")
+    # vLLM keeps the Mamba SSM state at mamba_ssm_cache_dtype (float32 here) and conv state at bf16.
+    ssm_bytes = 4 if str(cfg.get("mamba_ssm_cache_dtype", "float32")) in ("float32", "fp32") else 2
+    state = conv_dim * (conv_k - 1) * 2 + m_heads * m_hd * d_state * ssm_bytes
+    caches, moe_layers = [], 0
+    for i, kind in enumerate(pattern):
+        p = f"layers.{i}.mixer"
+        acc.norm(f"layers.{i}.norm", hidden)
+        if kind == "mamba":
+            acc.linear(f"{p}.in_proj", hidden, 2 * d_inner + 2 * groups * d_state + m_heads, MIXER, proj_bias)
+            acc.add(f"{p}.conv1d.weight", conv_dim * conv_k, STATE)
+            if cfg.flag("use_conv_bias", True):
+                acc.add(f"{p}.conv1d.bias", conv_dim, STATE)
+            for name in ("dt_bias", "A_log", "D"):
+                acc.add(f"{p}.{name}", m_heads, STATE)
+            acc.norm(f"{p}.norm", d_inner)
+            acc.linear(f"{p}.out_proj", d_inner, hidden, MIXER, proj_bias)
+            caches.append(LayerCache("state", m_heads, state_bytes=state))
+        elif kind == "attention":
+            bias = cfg.flag("attention_bias")
+            acc.linear(f"{p}.q_proj", hidden, heads * hd, ATTN, bias)
+            acc.linear(f"{p}.k_proj", hidden, kv_heads * hd, ATTN, bias)
+            acc.linear(f"{p}.v_proj", hidden, kv_heads * hd, ATTN, bias)
+            acc.linear(f"{p}.o_proj", heads * hd, hidden, ATTN, bias)
+            caches.append(_kv_full(cfg, kv_heads, hd))
+        elif kind == "moe":
+            moe_layers += 1
+            width = latent or hidden
+            acc.linear(f"{p}.gate", hidden, experts, ROUTER)
+            acc.add(f"{p}.gate.e_score_correction_bias", experts, BUFFER)
+            routed_experts(acc, p, width, cfg.int("moe_intermediate_size"), experts, gated=False)
+            shared = cfg.int("moe_shared_expert_intermediate_size", 0) * max(cfg.int("n_shared_experts", 1), 1)
+            gated_mlp(acc, f"{p}.shared_experts", hidden, shared, SHARED, gated=False)
+            if latent:
+                acc.linear(f"{p}.fc1_latent_proj", hidden, latent, SHARED)
+                acc.linear(f"{p}.fc2_latent_proj", latent, hidden, SHARED)
+            caches.append(LayerCache("none"))
+        elif kind == "mlp":
+            gated_mlp(acc, p, hidden, cfg.int("intermediate_size"), MLP, gated=False, bias=cfg.flag("mlp_bias"))
+            caches.append(LayerCache("none"))
+        else:
+            raise Unsupported(f"nemotron_h block type {kind!r}")
+    acc.norm("norm_f", hidden)
+    acc.num_experts, acc.experts_per_token, acc.num_moe_layers = experts, k, moe_layers
+    acc.num_shared_experts = cfg.int("n_shared_experts", 1) if moe_layers else 0
+    return Layout(acc, caches, "nemotron", layers, hidden, heads, kv_heads, hd, vocab, "hybrid")
+
+
+# --------------------------------------------------------------------------------------------
+# Gemma-4: sliding/full layers with their own head_dim and KV heads, K=V sharing on full layers,
+# optional MoE block beside the dense MLP, KV shared across the last layers
+# --------------------------------------------------------------------------------------------
+
+def gemma4(cfg: HFConfig, mt: str) -> Layout:
+    if cfg.int("hidden_size_per_layer_input", 0):
+        raise Unsupported("per-layer input embeddings (hidden_size_per_layer_input) not accounted")
+    if cfg.flag("use_double_wide_mlp"):
+        raise Unsupported("use_double_wide_mlp not accounted")
+    hidden = cfg.int("hidden_size")
+    layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.num_kv_heads()
+    hd = cfg.head_dim()
+    g_hd = cfg.int("global_head_dim", hd)
+    g_kv = cfg.int("num_global_key_value_heads", kv_heads)
+    k_eq_v = cfg.flag("attention_k_eq_v")
+    vocab = cfg.int("vocab_size")
+    tied = cfg.tie_word_embeddings(True)
+    window = cfg.int("sliding_window")
+    types = cfg.layer_types(layers)
+    moe = cfg.flag("enable_moe_block")
+    experts = cfg.int("num_experts", 0) if moe else 0
+    k = cfg.int("experts_per_token", 0) if moe else 0
+    shared_kv = cfg.int("num_kv_shared_layers", 0)
+    acc = Accounting()
+    embeddings(acc, vocab, hidden, tied)
+    caches = []
+    for i in range(layers):
+        p = f"layers.{i}"
+        full = types[i] == "full_attention"
+        d, nkv = (g_hd, g_kv) if full else (hd, kv_heads)
+        a = f"{p}.self_attn"
+        acc.linear(f"{a}.q_proj", hidden, heads * d, ATTN)
+        acc.linear(f"{a}.k_proj", hidden, nkv * d, ATTN)
+        if not (full and k_eq_v):
+            acc.linear(f"{a}.v_proj", hidden, nkv * d, ATTN)
+        acc.linear(f"{a}.o_proj", heads * d, hidden, ATTN)
+        acc.norm(f"{a}.q_norm", d)
+        acc.norm(f"{a}.k_norm", d)
+        gated_mlp(acc, f"{p}.mlp", hidden, cfg.int("intermediate_size"), MLP)
+        for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"):
+            acc.norm(f"{p}.{n}", hidden)
+        if moe:
+            acc.linear(f"{p}.router.proj", hidden, experts, ROUTER)
+            acc.add(f"{p}.router.scale", hidden, ROUTER)
+            acc.add(f"{p}.router.per_expert_scale", experts, ROUTER)
+            routed_experts(acc, p, hidden, cfg.int("moe_intermediate_size"), experts)
+            for n in ("post_feedforward_layernorm_1", "post_feedforward_layernorm_2", "pre_feedforward_layernorm_2"):
+                acc.norm(f"{p}.{n}", hidden)
+        if i >= layers - shared_kv:
+            # KV-shared layers read the cache of the last non-shared layer of the same type.
+            caches.append(LayerCache("none"))
+        elif full:
+            caches.append(LayerCache("full", nkv, d * (1 if k_eq_v else 2)))
+        else:
+            caches.append(LayerCache("sliding", nkv, 2 * d, window))
+    acc.norm("norm", hidden)
+    acc.num_experts, acc.experts_per_token, acc.num_moe_layers = experts, k, layers if moe else 0
+    return Layout(acc, caches, "gemma", layers, hidden, heads, kv_heads, hd, vocab,
+                  "mqa" if kv_heads == 1 else ("mha" if kv_heads == heads else "gqa"), window)
+
+
+def build(cfg: HFConfig) -> Layout:
+    """Dispatch on the decoder's model_type (the nested text config's when present)."""
+    top = cfg.model_type or ""
+    mt = cfg.text_model_type or top
+    for name in (top, mt):
+        if name in UNSUPPORTED:
+            raise Unsupported(f"unsupported model_type '{name}': {UNSUPPORTED[name]}")
+    if top in ("kimi_k2", "kimi_k25") or mt in ("kimi_k2", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
+        builder, mt = mla, (mt if mt != "kimi_k2" else "deepseek_v3")
+    elif mt in ("qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "qwen3_next"):
+        builder = qwen_hybrid
+    elif mt == "nemotron_h":
+        builder = nemotron_h
+    elif mt in ("gemma4", "gemma4_text"):
+        builder = gemma4
+    elif mt in _STD or mt in _STD_ALIASES:
+        builder = standard
+    else:
+        raise Unsupported(f"unsupported model_type '{mt or None}': no parameter accounting for this architecture")
+    if not (mt == "nemotron_h" and isinstance(cfg.get("layers_block_type"), list)):
+        cfg.int("num_hidden_layers")
+    return builder(cfg, mt)
