@@ -1,0 +1,387 @@
+"""The vectorised model x GPU x precision x GPU-count x context fit matrix, and recommendations.
+
+Everything is Polars expressions and joins over whole frames: no Python loop per cell.
+
+``fit_matrix`` -- memory only (``sizing.kv`` + ``sizing.memory``). One row per supported model x GPU x
+precision (with non-zero weight bytes) x gpu_count (= tensor-parallel degree) x context x KV dtype.
+Context rows above a model's ``max_context`` are dropped; a model whose ``max_context`` is below
+every grid context gets one row at its ``max_context`` instead (so short-context models still appear).
+
+``evaluate_configs`` -- speed + cost for fitting rows (``sizing.speed``, ``sizing.cost``) at a request
+mix ``input_len``/``output_len``: the workload concurrency is ``floor(KV pool / kv(input+output))``
+capped by vLLM's ``max_num_seqs``; batch sizes 1, 2, 4, ... up to that cap (plus the cap itself) are
+evaluated and the batch with the highest output tok/s whose ITL meets the SLO is kept.
+
+``recommendations`` -- ranking, explicit and reproducible from published columns:
+  1. priced rows (hourly price known) before unpriced ones;
+  2. rows meeting the ITL SLO (``itl_ms <= itl_slo_ms`` at the chosen batch) first;
+  3. ``cost_per_mtok_usd`` ascending (unpriced rows: ``decode_tok_s / gpu_count`` descending);
+  4. ties: ``decode_tok_s / gpu_count`` desc, ``gpu_count`` asc, ``gpu_id``, ``precision``.
+  One row per GPU model (its best count/precision); ``rank`` 1..top_n per model;
+  ``score = 100 * min(cost_per_mtok_usd of SLO-meeting priced rows) / cost_per_mtok_usd`` for
+  SLO-meeting priced rows (100 = best), null otherwise. The context used is the smallest grid context
+  that holds ``input_len + output_len`` (else the largest available).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from sizing.constants import (
+    COST,
+    DECODE,
+    PREFILL,
+    DecodeEfficiency,
+    PrefillEfficiency,
+    DEFAULT_CONTEXTS,
+    DEFAULT_GPU_COUNTS,
+    GB,
+    WORKLOAD,
+)
+from sizing.cost import api_prices, cost_columns
+from sizing.kv import attention_tokens_frame, kv_per_gpu_frame
+from sizing.memory import add_memory_columns, max_num_seqs_expr
+from sizing.model_spec import PRECISIONS
+from sizing.speed import decode_itl_s_expr, output_tok_s_expr, prefill_compute_s_expr, ttft_s_expr
+
+FIT_COLUMNS = [
+    "model_id",
+    "gpu_id",
+    "precision",
+    "gpu_count",
+    "context_length",
+    "kv_dtype",
+    "weights_gb_per_gpu",
+    "kv_gb_per_seq",
+    "overhead_gb",
+    "usable_gb",
+    "kv_pool_gb",
+    "headroom_gb",
+    "max_concurrent_seqs",
+    "fit_class",
+    "tp_valid",
+    "fits",
+]
+
+CONFIG_KEYS = ["model_id", "gpu_id", "precision", "gpu_count", "context_length", "kv_dtype"]
+
+_MODEL_MEMORY_COLUMNS = [
+    "model_id",
+    "architecture",
+    "is_moe",
+    "params_vision",
+    "num_attention_heads",
+    "num_kv_heads",
+    "vocab_size",
+    "max_context",
+]
+_MODEL_SPEED_COLUMNS = [
+    "model_id",
+    "is_moe",
+    "params_total",
+    "params_active",
+    "params_unquantized",
+    "params_routed_experts",
+    "num_experts",
+    "experts_per_token",
+    "num_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "head_dim",
+]
+_GPU_COLUMNS = [
+    "gpu_id",
+    "name",
+    "memory_gb",
+    "memory_bandwidth_gbps",
+    "bf16_tflops",
+    "fp8_tflops",
+    "int8_tops",
+    "fp4_tflops",
+    "interconnect_gbps",
+    "hourly_usd",
+]
+
+
+def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _gpus_lazy(gpus: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    lf = gpus.lazy()
+    names = lf.collect_schema().names()
+    missing = [c for c in _GPU_COLUMNS if c not in names]
+    return lf.with_columns(pl.lit(None, pl.Float64).alias(c) for c in missing).with_columns(
+        pl.col(c).cast(pl.Float64) for c in _GPU_COLUMNS if c not in ("gpu_id", "name")
+    )
+
+
+def fit_matrix_lazy(
+    models: pl.DataFrame | pl.LazyFrame,
+    kv_groups: pl.DataFrame | pl.LazyFrame,
+    gpus: pl.DataFrame | pl.LazyFrame,
+    *,
+    precisions: Sequence[str] = PRECISIONS,
+    gpu_counts: Sequence[int] = DEFAULT_GPU_COUNTS,
+    contexts: Sequence[int] = DEFAULT_CONTEXTS,
+    kv_dtype: str | Sequence[str] = "bf16",
+) -> pl.LazyFrame:
+    kv_dtypes = _as_tuple(kv_dtype)
+    supported = models.lazy().filter(pl.col("supported"))
+    weight_cols = [f"weights_bytes_{p}" for p in precisions]
+    weights = (
+        supported.select("model_id", *weight_cols)
+        .unpivot(on=weight_cols, index="model_id", variable_name="precision", value_name="weights_bytes")
+        .with_columns(pl.col("precision").str.strip_prefix("weights_bytes_"))
+        .filter(pl.col("weights_bytes").fill_null(0) > 0)
+    )
+    # Contexts per model: grid contexts <= max_context, or the model's max_context if below them all.
+    min_ctx = min(contexts)
+    ctx = pl.LazyFrame({"context_length": list(contexts)}, schema={"context_length": pl.Int64})
+    model_ctx = pl.concat(
+        [
+            supported.select("model_id", "max_context")
+            .join(ctx, how="cross")
+            .filter((pl.col("max_context").fill_null(0) <= 0) | (pl.col("context_length") <= pl.col("max_context"))),
+            supported.filter(pl.col("max_context").is_between(1, min_ctx - 1)).select(
+                "model_id", "max_context", pl.col("max_context").alias("context_length")
+            ),
+        ]
+    ).select("model_id", "context_length")
+    extra_ctx = (
+        models.lazy()
+        .filter(pl.col("supported") & pl.col("max_context").is_between(1, min_ctx - 1))
+        .select("max_context")
+        .unique()
+        .collect()
+        .to_series()
+        .to_list()
+    )
+    kv = kv_per_gpu_frame(
+        kv_groups.lazy().join(supported.select("model_id"), on="model_id", how="semi"),
+        gpu_counts=gpu_counts,
+        contexts=sorted(set(contexts) | set(extra_ctx)),
+        kv_dtypes=kv_dtypes,
+    )
+    counts = pl.LazyFrame({"gpu_count": list(gpu_counts)}, schema={"gpu_count": pl.Int64})
+    dtypes = pl.LazyFrame({"kv_dtype": list(kv_dtypes)}, schema={"kv_dtype": pl.Utf8})
+    frame = (
+        supported.select(_MODEL_MEMORY_COLUMNS)
+        .join(weights, on="model_id")
+        .join(model_ctx, on="model_id")
+        .join(_gpus_lazy(gpus).select("gpu_id", "name", "memory_gb"), how="cross")
+        .join(counts, how="cross")
+        .join(dtypes, how="cross")
+        .join(kv, on=["model_id", "gpu_count", "context_length", "kv_dtype"], how="left")
+    )
+    return add_memory_columns(frame).select(FIT_COLUMNS)
+
+
+def fit_matrix(
+    models: pl.DataFrame | pl.LazyFrame,
+    kv_groups: pl.DataFrame | pl.LazyFrame,
+    gpus: pl.DataFrame | pl.LazyFrame,
+    *,
+    precisions: Sequence[str] = PRECISIONS,
+    gpu_counts: Sequence[int] = DEFAULT_GPU_COUNTS,
+    contexts: Sequence[int] = DEFAULT_CONTEXTS,
+    kv_dtype: str | Sequence[str] = "bf16",
+) -> pl.DataFrame:
+    """Memory fit of every supported model on every GPU / precision / count / context (see module doc)."""
+    return fit_matrix_lazy(
+        models, kv_groups, gpus, precisions=precisions, gpu_counts=gpu_counts, contexts=contexts, kv_dtype=kv_dtype
+    ).collect()
+
+
+def evaluate_configs(
+    fit_rows: pl.DataFrame | pl.LazyFrame,
+    models: pl.DataFrame | pl.LazyFrame,
+    kv_groups: pl.DataFrame | pl.LazyFrame,
+    gpus: pl.DataFrame | pl.LazyFrame,
+    prices: pl.DataFrame | pl.LazyFrame | None = None,
+    *,
+    input_len: int = WORKLOAD.input_len,
+    output_len: int = WORKLOAD.output_len,
+    itl_slo_ms: float | None = WORKLOAD.itl_slo_ms,
+    utilisation: float = COST.default_utilisation,
+    batch_sizes: Sequence[int] = WORKLOAD.batch_sizes,
+    max_num_seqs: int | None = None,
+    decode: DecodeEfficiency = DECODE,
+    prefill: PrefillEfficiency = PREFILL,
+) -> pl.LazyFrame:
+    """Speed and cost of every fitting row of a fit matrix, at its best batch (see module doc).
+
+    ``max_num_seqs`` overrides vLLM's per-GPU default cap (e.g. for engines with larger batches);
+    ``decode``/``prefill`` override the efficiency constants (benchmarks/calibrate.py fits them)."""
+    rows = fit_rows.lazy().filter(pl.col("fits"))
+    seq_total = input_len + output_len
+    s_mean = input_len + output_len // 2
+    schema = rows.collect_schema()
+    if "context_length" not in schema.names():
+        raise ValueError("fit_rows must come from fit_matrix")
+    present = rows.select("gpu_count", "kv_dtype").unique().collect()
+    kv = (
+        kv_per_gpu_frame(
+            kv_groups.lazy().join(rows.select("model_id").unique(), on="model_id", how="semi"),
+            gpu_counts=sorted(present["gpu_count"].unique().to_list()) or [1],
+            contexts=sorted({seq_total, s_mean}),
+            kv_dtypes=sorted(present["kv_dtype"].unique().to_list()) or ["bf16"],
+        )
+        .collect()
+        .lazy()
+    )
+    kv_work = kv.filter(pl.col("context_length") == seq_total).select(
+        "model_id", "gpu_count", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_work_bytes")
+    )
+    kv_mean = kv.filter(pl.col("context_length") == s_mean).select(
+        "model_id", "gpu_count", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_mean_bytes")
+    )
+    attn = attention_tokens_frame(kv_groups, sorted({s_mean, input_len})).collect().lazy()
+    attn_mean = attn.filter(pl.col("length") == s_mean).select("model_id", pl.col("attn_layer_tokens").alias("attn_mean"))
+    attn_in = attn.filter(pl.col("length") == input_len).select("model_id", pl.col("attn_layer_tokens").alias("attn_in"))
+
+    cap = pl.lit(max_num_seqs) if max_num_seqs is not None else max_num_seqs_expr()
+    base = (
+        rows.join(models.lazy().select(_MODEL_SPEED_COLUMNS), on="model_id")
+        .join(_gpus_lazy(gpus).select(_GPU_COLUMNS), on="gpu_id")
+        .join(kv_work, on=["model_id", "gpu_count", "kv_dtype"], how="left")
+        .join(kv_mean, on=["model_id", "gpu_count", "kv_dtype"], how="left")
+        .join(attn_mean, on="model_id", how="left")
+        .join(attn_in, on="model_id", how="left")
+        .with_columns(
+            pl.col("attn_mean").fill_null(0.0),
+            pl.col("attn_in").fill_null(0.0),
+            weights_bytes=pl.col("weights_gb_per_gpu") * GB * pl.col("gpu_count"),
+            input_len=pl.lit(input_len, pl.Int64),
+            output_len=pl.lit(output_len, pl.Int64),
+            workload_exceeds_context=pl.lit(seq_total) > pl.col("context_length"),
+            max_concurrent_seqs_workload=(pl.col("kv_pool_gb") * GB / pl.col("kv_work_bytes")).floor().cast(pl.Int64),
+        )
+        .with_columns(
+            batch_limit=pl.max_horizontal(pl.min_horizontal(pl.col("max_concurrent_seqs_workload"), cap), pl.lit(1)).cast(
+                pl.Int64
+            ),
+            prefill_compute_s=prefill_compute_s_expr(pl.lit(input_len), pl.col("attn_in"), prefill),
+        )
+    )
+    batches = pl.LazyFrame({"_cand": list(batch_sizes)}, schema={"_cand": pl.Int64})
+    itl = decode_itl_s_expr(pl.col("batch_size"), pl.col("kv_mean_bytes"), pl.col("attn_mean"), decode)
+    cand = (
+        base.join(batches, how="cross")
+        .with_columns(batch_size=pl.min_horizontal("_cand", "batch_limit"))
+        .drop("_cand")
+        .unique(subset=[*CONFIG_KEYS, "batch_size"], keep="any")
+        .with_columns(itl_s=itl)
+        .with_columns(
+            decode_tok_s=output_tok_s_expr(pl.col("batch_size"), pl.col("itl_s"), pl.col("prefill_compute_s"), pl.lit(output_len)),
+            itl_ms=pl.col("itl_s") * 1e3,
+        )
+        .with_columns(
+            meets_itl_slo=pl.lit(True) if itl_slo_ms is None else (pl.col("itl_ms") <= itl_slo_ms),
+        )
+    )
+    batch1 = cand.filter(pl.col("batch_size") == 1).select(
+        *CONFIG_KEYS, pl.col("decode_tok_s").alias("decode_tok_s_batch1"), pl.col("itl_ms").alias("itl_ms_batch1")
+    )
+    best = (
+        cand.sort(["meets_itl_slo", "decode_tok_s", "batch_size"], descending=[True, True, False])
+        .unique(subset=CONFIG_KEYS, keep="first", maintain_order=True)
+        .join(batch1, on=CONFIG_KEYS, how="left")
+        .join(api_prices(prices, input_len, output_len), on="model_id", how="left")
+        .with_columns(ttft_ms=ttft_s_expr(pl.lit(input_len), pl.col("attn_in"), prefill, decode) * 1e3)
+        .with_columns(cost_columns(pl.col("decode_tok_s"), utilisation))
+        .with_columns(itl_slo_ms=pl.lit(itl_slo_ms, pl.Float64))
+    )
+    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit")
+
+
+RECOMMENDATION_COLUMNS = [
+    "model_id",
+    "rank",
+    "gpu_id",
+    "gpu_count",
+    "precision",
+    "kv_dtype",
+    "context_length",
+    "batch_size",
+    "decode_tok_s",
+    "decode_tok_s_batch1",
+    "itl_ms",
+    "ttft_ms",
+    "cost_per_month_usd",
+    "cost_per_mtok_usd",
+    "cost_per_mtok_usd_at_utilisation",
+    "utilisation",
+    "cheapest_api_output_usd_per_mtok",
+    "api_usd_per_mtok_at_mix",
+    "breakeven_mtok_per_month",
+    "capacity_mtok_per_month",
+    "input_len",
+    "output_len",
+    "itl_slo_ms",
+    "meets_itl_slo",
+    "fit_class",
+    "max_concurrent_seqs",
+    "score",
+]
+
+
+def recommendations(
+    fit_matrix: pl.DataFrame | pl.LazyFrame,
+    models: pl.DataFrame | pl.LazyFrame,
+    kv_groups: pl.DataFrame | pl.LazyFrame,
+    gpus: pl.DataFrame | pl.LazyFrame,
+    prices: pl.DataFrame | pl.LazyFrame | None = None,
+    *,
+    input_len: int = WORKLOAD.input_len,
+    output_len: int = WORKLOAD.output_len,
+    top_n: int = 5,
+    itl_slo_ms: float | None = WORKLOAD.itl_slo_ms,
+    utilisation: float = COST.default_utilisation,
+) -> pl.DataFrame:
+    """Top ``top_n`` GPU configurations per model, ranked as in the module doc."""
+    seq_total = input_len + output_len
+    fits = fit_matrix.lazy().filter(pl.col("fits"))
+    group = ["model_id", "gpu_id", "precision", "gpu_count", "kv_dtype"]
+    # smallest context holding the request, else the largest available
+    chosen = (
+        fits.with_columns(_short=pl.col("context_length") < seq_total)
+        .with_columns(_ctx_key=pl.when(pl.col("_short")).then(-pl.col("context_length")).otherwise(pl.col("context_length")))
+        .sort(["_short", "_ctx_key"])
+        .unique(subset=group, keep="first", maintain_order=True)
+        .drop("_short", "_ctx_key")
+    )
+    evaluated = evaluate_configs(
+        chosen,
+        models,
+        kv_groups,
+        gpus,
+        prices,
+        input_len=input_len,
+        output_len=output_len,
+        itl_slo_ms=itl_slo_ms,
+        utilisation=utilisation,
+    )
+    priced = pl.col("cost_per_mtok_usd").is_not_null()
+    ranked = (
+        evaluated.with_columns(_priced=priced, _tok_s_per_gpu=pl.col("decode_tok_s") / pl.col("gpu_count"))
+        .sort(
+            ["model_id", "_priced", "meets_itl_slo", "cost_per_mtok_usd", "_tok_s_per_gpu", "gpu_count", "gpu_id", "precision"],
+            descending=[False, True, True, False, True, False, False, False],
+            nulls_last=True,
+        )
+        .unique(subset=["model_id", "gpu_id"], keep="first", maintain_order=True)
+        .with_columns(rank=(pl.col("model_id").cum_count().over("model_id")).cast(pl.Int64))
+        .with_columns(
+            _best=pl.col("cost_per_mtok_usd").filter(pl.col("_priced") & pl.col("meets_itl_slo")).min().over("model_id")
+        )
+        .with_columns(
+            score=pl.when(pl.col("_priced") & pl.col("meets_itl_slo")).then(100.0 * pl.col("_best") / pl.col("cost_per_mtok_usd"))
+        )
+        .filter(pl.col("rank") <= top_n)
+        .select(RECOMMENDATION_COLUMNS)
+        .sort(["model_id", "rank"])
+    )
+    return ranked.collect()

@@ -1,0 +1,115 @@
+"""Per-GPU memory budget and fit, faithful to vLLM V1 (see ``sizing.constants.VLLMMemory``).
+
+For one replica of ``t = gpu_count`` GPUs in tensor parallel, per GPU:
+
+    usable   = physical_bytes x gpu_memory_utilization            (vLLM caps TOTAL memory use)
+    weights  = weights_bytes(precision) / t                         (all linear layers are sharded,
+                                                                     embeddings / LM head vocab-parallel)
+    overhead = activation_peak(arch) + non_torch(t) + cuda_graph    (GiB constants, sizing.constants)
+    KV pool  = usable - weights - overhead
+    fits at context s  <=>  tp_valid and KV pool >= kv_bytes_per_seq(s)   (vLLM refuses to start
+                                                                            otherwise)
+    max_concurrent_seqs = floor(KV pool / kv_bytes_per_seq(s))     (uncapped; speed caps it at
+                                                                     max_num_seqs)
+
+TP validity (``tp_valid``): ``t`` divides num_attention_heads; ``t`` divides num_kv_heads or is a
+multiple of it (then KV heads are replicated); ``t`` divides vocab_size (vocab-parallel embedding
+shards the vocabulary evenly across ranks -- the rule llm-d-planner applies, e.g. Qwen3-14B cannot
+run TP5 because 151,936 % 5 != 0). Invalid rows stay in the fit matrix with ``fits = False``.
+
+Physical memory is the gpus frame's ``memory_gb`` (1e9 bytes) as given by the catalogue.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from sizing.constants import FIT_CLASSES, GB, GIB, VLLM_MEMORY, VLLMMemory
+
+
+def activation_gib_expr(mem: VLLMMemory = VLLM_MEMORY) -> pl.Expr:
+    """Activation peak per GPU (GiB) by architecture class, with dense / MoE / multimodal fallbacks."""
+    fallback = (
+        pl.when(pl.col("params_vision").fill_null(0) > 0)
+        .then(pl.lit(mem.activation_gib_multimodal))
+        .when(pl.col("is_moe").fill_null(False))
+        .then(pl.lit(mem.activation_gib_moe))
+        .otherwise(pl.lit(mem.activation_gib_dense))
+    )
+    known = pl.col("architecture").replace_strict(
+        dict(mem.activation_gib_by_architecture), default=None, return_dtype=pl.Float64
+    )
+    return pl.coalesce(known, fallback)
+
+
+def non_torch_gib_expr(tp: pl.Expr, mem: VLLMMemory = VLLM_MEMORY) -> pl.Expr:
+    return pl.when(tp > 1).then(pl.lit(mem.non_torch_gib_tp_multi)).otherwise(pl.lit(mem.non_torch_gib_tp1))
+
+
+def overhead_bytes_expr(tp: pl.Expr, mem: VLLMMemory = VLLM_MEMORY) -> pl.Expr:
+    return (activation_gib_expr(mem) + non_torch_gib_expr(tp, mem) + mem.cuda_graph_gib) * GIB
+
+
+def tp_valid_expr(tp: pl.Expr) -> pl.Expr:
+    """t | n_heads, (t | n_kv or n_kv | t), t | vocab. Zero/unknown counts do not constrain."""
+    nq = pl.col("num_attention_heads").fill_null(0)
+    nkv = pl.col("num_kv_heads").fill_null(0)
+    vocab = pl.col("vocab_size").fill_null(0)
+    heads_ok = (nq == 0) | (nq % tp == 0)
+    kv_ok = (nkv == 0) | (nkv % tp == 0) | (tp % pl.max_horizontal(nkv, pl.lit(1)) == 0)
+    vocab_ok = (vocab == 0) | (vocab % tp == 0)
+    return heads_ok & kv_ok & vocab_ok
+
+
+def max_num_seqs_expr(mem: VLLMMemory = VLLM_MEMORY) -> pl.Expr:
+    """vLLM's default ``--max-num-seqs`` for the GPU (1024 on >= 70 GiB non-A100 GPUs, else 256)."""
+    large = (pl.col("memory_gb") * GB >= mem.large_gpu_gib * GIB) & ~pl.col("name").fill_null("").str.contains("A100")
+    return pl.when(large).then(pl.lit(mem.max_num_seqs_large)).otherwise(pl.lit(mem.max_num_seqs_small))
+
+
+def fit_class_expr(concurrency: pl.Expr) -> pl.Expr:
+    c = FIT_CLASSES
+    labels = c.labels
+    return (
+        pl.when(concurrency >= c.excellent)
+        .then(pl.lit(labels[5]))
+        .when(concurrency >= c.good)
+        .then(pl.lit(labels[4]))
+        .when(concurrency >= c.moderate)
+        .then(pl.lit(labels[3]))
+        .when(concurrency >= c.tight)
+        .then(pl.lit(labels[2]))
+        .when(concurrency >= c.very_tight)
+        .then(pl.lit(labels[1]))
+        .otherwise(pl.lit(labels[0]))
+    )
+
+
+def add_memory_columns(lf: pl.LazyFrame, mem: VLLMMemory = VLLM_MEMORY) -> pl.LazyFrame:
+    """Add the budget columns to a frame with model columns, gpu columns, ``gpu_count``,
+    ``weights_bytes`` (at the row's precision) and ``kv_bytes_per_seq`` (per GPU at the row's context).
+
+    Adds: tp_valid, weights_gb_per_gpu, kv_gb_per_seq, overhead_gb, usable_gb, kv_pool_gb,
+    headroom_gb, max_concurrent_seqs, fits, fit_class.
+    """
+    tp = pl.col("gpu_count")
+    usable = pl.col("memory_gb") * GB * mem.gpu_memory_utilization
+    weights = pl.col("weights_bytes") / tp
+    overhead = overhead_bytes_expr(tp, mem)
+    kv = pl.col("kv_bytes_per_seq")
+    lf = lf.with_columns(
+        tp_valid=tp_valid_expr(tp),
+        weights_gb_per_gpu=weights / GB,
+        kv_gb_per_seq=kv / GB,
+        overhead_gb=overhead / GB,
+        usable_gb=usable / GB,
+        kv_pool_gb=(usable - weights - overhead) / GB,
+    )
+    fits = pl.col("tp_valid") & kv.is_not_null() & (kv > 0) & (pl.col("kv_pool_gb") * GB >= kv)
+    lf = lf.with_columns(fits=fits.fill_null(False))
+    conc = pl.when(pl.col("fits")).then((pl.col("kv_pool_gb") * GB / kv).floor().cast(pl.Int64)).otherwise(pl.lit(0, pl.Int64))
+    return lf.with_columns(
+        headroom_gb=(pl.col("kv_pool_gb") - pl.col("kv_gb_per_seq")),
+        max_concurrent_seqs=conc,
+        fit_class=fit_class_expr(conc),
+    )
