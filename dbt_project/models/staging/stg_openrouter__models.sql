@@ -1,0 +1,29 @@
+-- OpenRouter catalogue entries: USD-per-token strings -> USD per million tokens.
+with models as (
+    {{ latest_raw_records('openrouter_models', 'openrouter_models_json') }}
+),
+
+typed as (
+    select
+        record_key as provider_model_id,
+        nullif(split_part(record_key, ':', 2), '') as variant,
+        nullif(record ->> '$.hugging_face_id', '') as hugging_face_id,
+        record ->> '$.name' as model_name,
+        try_cast(record ->> '$.context_length' as bigint) as context_length,
+        {{ usd_per_token_to_per_mtok("record ->> '$.pricing.prompt'") }} as input_usd_per_mtok,
+        {{ usd_per_token_to_per_mtok("record ->> '$.pricing.completion'") }} as output_usd_per_mtok,
+        fetched_at as observed_at
+    from models
+)
+
+select
+    provider_model_id,
+    'openrouter' || coalesce(':' || variant, '') as provider,
+    variant,
+    hugging_face_id,
+    model_name,
+    context_length,
+    case when input_usd_per_mtok >= 0 then input_usd_per_mtok end as input_usd_per_mtok,
+    case when output_usd_per_mtok >= 0 then output_usd_per_mtok end as output_usd_per_mtok,
+    observed_at
+from typed
