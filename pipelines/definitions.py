@@ -14,7 +14,8 @@ warnings.filterwarnings("error", category=DeprecationWarning, module=r"pipelines
 configure_environment()
 
 from pipelines.defs.ingest.assets import raw_assets  # noqa: E402
-from pipelines.defs.publish.assets import publication  # noqa: E402
+from pipelines.defs.ingest.automation import ingest_jobs, ingest_schedules, ingest_sensors  # noqa: E402
+from pipelines.defs.publish.assets import audited_batch, publication  # noqa: E402
 from pipelines.defs.quality.checks import suite_checks  # noqa: E402
 from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations  # noqa: E402
 from pipelines.defs.transform.dbt_assets import (  # noqa: E402
@@ -37,9 +38,12 @@ defs = dg.Definitions(
         dbt_model_marts,
         fit_matrix,
         recommendations,
+        audited_batch,
         publication,
     ],
     asset_checks=suite_checks,
-    jobs=[full_pipeline],
+    jobs=[full_pipeline, *ingest_jobs],
+    sensors=[*ingest_sensors],
+    schedules=[*ingest_schedules],
     resources={"dbt": dbt_resource},
 )

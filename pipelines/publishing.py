@@ -9,7 +9,6 @@ and made current by swapping a symlink, which is atomic too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,17 +18,10 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.batches import AUDITED_TABLES
 from pipelines.settings import Settings
 
-# Published table -> the warehouse relation it is copied from.
-PUBLISHED_SOURCES: dict[str, str] = {
-    "models": "marts.models",
-    "gpus": "marts.gpus",
-    "provider_prices": "marts.provider_prices",
-    "fit_matrix": "sizing.fit_matrix",
-    "recommendations": "sizing.recommendations",
-}
-PUBLISHED_TABLES: tuple[str, ...] = (*PUBLISHED_SOURCES, "publications")
+PUBLISHED_TABLES: tuple[str, ...] = (*AUDITED_TABLES, "publications")
 PUBLICATIONS_DDL = """
 create table if not exists publications (
     publication_id varchar not null,
@@ -63,13 +55,15 @@ def archive_dir(settings: Settings) -> Path:
 def publish_batch(
     settings: Settings,
     *,
+    batch_file: Path,
     batch_id: str,
+    content_sha256: str,
     approved_by: str,
     approval_kind: str,
     checks_passed: int,
     checks_failed: int,
 ) -> Publication:
-    """Copy the audited tables of the warehouse into a new publication and make it current."""
+    """Copy a frozen batch's audited tables into a new publication and make it current."""
     now = datetime.now(timezone.utc)
     publication_id = f"{now:%Y%m%dT%H%M%S%fZ}-{batch_id[:8]}"
     archive = archive_dir(settings)
@@ -79,13 +73,12 @@ def publish_batch(
     history = read_publications(settings.published_path)
     con = duckdb.connect(str(building))
     try:
-        con.execute(f"attach '{settings.warehouse_path}' as warehouse (read_only)")
+        con.execute(f"attach '{batch_file}' as batch (read_only)")
         row_counts: dict[str, int] = {}
-        for table, relation in PUBLISHED_SOURCES.items():
-            con.execute(f"create table {table} as select * from warehouse.{relation}")
+        for table in AUDITED_TABLES:
+            con.execute(f"create table {table} as select * from batch.{table}")
             row_counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-        content_sha256 = _content_hash(con)
-        con.execute("detach warehouse")
+        con.execute("detach batch")
         con.execute(PUBLICATIONS_DDL)
         _restore_history(con, history)
         con.execute(
@@ -193,15 +186,6 @@ def _restore_history(con: duckdb.DuckDBPyConnection, history: list[dict]) -> Non
                 row.get("rolled_back_from"),
             ],
         )
-
-
-def _content_hash(con: duckdb.DuckDBPyConnection) -> str:
-    """A hash of the published rows, independent of row order, to bind approvals to content."""
-    digest = hashlib.sha256()
-    for table in PUBLISHED_SOURCES:
-        table_hash = con.execute(f"select coalesce(sum(hash(t.*)), 0)::varchar from {table} t").fetchone()[0]
-        digest.update(f"{table}:{table_hash};".encode())
-    return digest.hexdigest()
 
 
 def _export_parquet(settings: Settings, publication_file: Path) -> None:

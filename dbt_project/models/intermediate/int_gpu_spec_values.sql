@@ -51,3 +51,16 @@ inner join {{ ref('gpu_source_keys') }} as keys
     on keys.source = long.source and keys.source_key = long.source_key
 left join {{ ref('gpu_spec_flops_basis') }} as basis
     on basis.source = long.source
+
+union all
+
+select
+    gpu_id,
+    'vendor_datasheet' as source,
+    gpu_id as source_key,
+    metric,
+    value,
+    'dense' as flops_basis,
+    'seed:gpu_datasheet_values (' || source_document || ')' as source_location,
+    null::timestamp as fetched_at
+from {{ ref('gpu_datasheet_values') }}

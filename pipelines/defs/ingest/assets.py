@@ -1,12 +1,20 @@
-"""One raw ingest asset per source, landing append-only rows with provenance."""
+"""One raw ingest asset per source, landing append-only rows with provenance.
 
-from __future__ import annotations
+`FITATLAS_SOURCE=snapshot` (the default) lands the bundled snapshot; `live` fetches the real
+sources (see live_source.py). Both land through the same `land_units`, so a raw table does not
+care where its rows came from. A run may be narrowed to some items (the spec-sheet sensor names the
+sheets that changed, the Hub sensor the models whose sha changed) or forced past the remembered
+shas and ETags (the weekly full refresh).
+"""
 
 import dagster as dg
+from pydantic import Field
 
-from pipelines.defs.ingest.landing import land_units
+from pipelines.defs.ingest.landing import LandingReport, land_units
+from pipelines.defs.ingest.live_config import LiveConfig
+from pipelines.defs.ingest.live_source import LiveBatch, Progress, land_live_batch, live_units, spec_sheet_batch, with_progress
 from pipelines.defs.ingest.snapshot_source import snapshot_units
-from pipelines.settings import load_settings
+from pipelines.settings import Settings, load_settings
 from pipelines.warehouse import WAREHOUSE_POOL, connect
 
 RAW_SOURCES: dict[str, str] = {
@@ -17,32 +25,145 @@ RAW_SOURCES: dict[str, str] = {
     "genai_prices": "pydantic genai-prices provider/model prices (USD per million tokens).",
     "gpu_rental_prices": "GPU instance prices in SkyPilot catalog CSV format (USD per instance-hour).",
 }
+PROGRESS_LINES = 10
+FAILURES_SHOWN = 20
+
+
+class RawIngestConfig(dg.Config):
+    items: list[str] = Field(
+        default_factory=list,
+        description="Only these items: Hub repo ids (raw/hf_model_configs, live mode) or spec-sheet paths "
+        "relative to the spec-sheet directory (raw/gpu_spec_sheets). Empty: everything.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Live mode: ignore remembered Hub shas and ETags and fetch everything again "
+        "(content already landed still lands nothing).",
+    )
+
+
+def raw_asset_key(raw_table: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", raw_table])
+
+
+def raw_op_name(raw_table: str) -> str:
+    """The op name Dagster derives from the key, used to address the asset's run config."""
+    return f"raw__{raw_table}"
 
 
 def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["raw", raw_table],
+        key=raw_asset_key(raw_table),
         group_name="ingest",
         kinds={"python", "duckdb"},
         pool=WAREHOUSE_POOL,
         description=description,
     )
-    def _raw(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig) -> dg.MaterializeResult:
         settings = load_settings()
-        if settings.source_mode != "snapshot":
-            raise dg.Failure(f"FITATLAS_SOURCE={settings.source_mode!r}: only the bundled snapshot is available in this build")
-        units = snapshot_units(raw_table, settings.snapshot_dir, settings.spec_sheets_dir)
-        with connect(settings.warehouse_path) as con:
-            report = land_units(con, raw_table=raw_table, batch_id=context.run.run_id, units=units)
-        for failure in report.failures:
+        if settings.source_mode == "live":
+            report, batch = _ingest_live(context, raw_table, settings, config)
+        elif settings.source_mode == "snapshot":
+            report, batch = _ingest_snapshot(context, raw_table, settings, config)
+        else:
+            raise dg.Failure(f"FITATLAS_SOURCE={settings.source_mode!r}: expected 'snapshot' or 'live'")
+        for failure in report.failures[:FAILURES_SHOWN]:
             context.log.warning(f"raw.{raw_table}: {failure}")
+        if len(report.failures) > FAILURES_SHOWN:
+            context.log.warning(f"raw.{raw_table}: {len(report.failures) - FAILURES_SHOWN} more failure(s) in raw.ingest_failures")
         context.log.info(
             f"raw.{raw_table}: {report.files_seen} file(s) seen, {report.files_unchanged} unchanged, "
             f"{report.records_landed} record(s) landed, {len(report.failures)} failure(s)"
         )
-        return dg.MaterializeResult(metadata=report.as_metadata())
+        if batch.items_checked and batch.failures and not batch.units and not batch.items_unchanged:
+            raise dg.Failure(
+                f"raw.{raw_table}: every one of {batch.items_checked} item(s) failed to fetch; "
+                "see raw.ingest_failures (a source outage, or a wrong URL or token?)"
+            )
+        return dg.MaterializeResult(
+            data_version=raw_table_version(settings, raw_table),
+            metadata={
+                "source_mode": settings.source_mode,
+                **report.as_metadata(),
+                **batch.as_metadata(),
+                "failure_reasons": dg.MetadataValue.md(_failure_table(report)),
+            }
+        )
 
     return _raw
+
+
+def raw_table_version(settings: Settings, raw_table: str) -> dg.DataVersion:
+    """Changes exactly when rows land (the table is append-only), so downstream automation can
+    tell a run that landed something from one that found nothing new."""
+    with connect(settings.warehouse_path) as con:
+        rows, newest = con.execute(f"select count(*), max(fetched_at) from raw.{raw_table}").fetchone()
+    return dg.DataVersion(f"{rows}:{newest.isoformat() if newest else '-'}")
+
+
+def _ingest_snapshot(
+    context: dg.AssetExecutionContext, raw_table: str, settings: Settings, config: RawIngestConfig
+) -> tuple[LandingReport, LiveBatch]:
+    if raw_table == "gpu_spec_sheets" and config.items:
+        units = spec_sheet_batch(settings.spec_sheets_dir, settings.snapshot_dir, items=config.items).units
+    else:
+        units = list(snapshot_units(raw_table, settings.snapshot_dir, settings.spec_sheets_dir))
+    with connect(settings.warehouse_path) as con:
+        report = land_units(
+            con, raw_table=raw_table, batch_id=context.run.run_id, units=with_progress(units, _landing_progress(context, raw_table))
+        )
+    return report, LiveBatch(items_checked=0)
+
+
+def _ingest_live(
+    context: dg.AssetExecutionContext, raw_table: str, settings: Settings, config: RawIngestConfig
+) -> tuple[LandingReport, LiveBatch]:
+    live = LiveConfig.from_env()
+
+    def progress(done: int, total: int, item: str) -> None:
+        if done == total or done % max(1, total // PROGRESS_LINES) == 0:
+            context.log.info(f"raw.{raw_table}: {done} of {total} checked at the source (last: {item})")
+
+    with live.fetcher() as fetcher, connect(settings.warehouse_path) as con:
+        batch = live_units(
+            raw_table,
+            con,
+            live,
+            fetcher,
+            spec_sheets_dir=settings.spec_sheets_dir,
+            snapshot_dir=settings.snapshot_dir,
+            items=config.items,
+            force=config.force,
+            progress=progress,
+        )
+        context.log.info(
+            f"raw.{raw_table}: {len(batch.units)} changed item(s) to land, {batch.items_unchanged} unchanged at the source, "
+            f"{len(batch.failures)} fetch failure(s), {batch.retries} HTTP retr{'y' if batch.retries == 1 else 'ies'}"
+        )
+        report = land_live_batch(
+            con, raw_table=raw_table, batch_id=context.run.run_id, batch=batch, progress=_landing_progress(context, raw_table)
+        )
+    return report, batch
+
+
+def _landing_progress(context: dg.AssetExecutionContext, raw_table: str) -> Progress:
+    def progress(done: int, total: int, location: str) -> None:
+        if done == total or done % max(1, total // PROGRESS_LINES) == 0:
+            context.log.info(f"raw.{raw_table}: landing {done} of {total} ({location})")
+
+    return progress
+
+
+def _failure_table(report: LandingReport) -> str:
+    if not report.failures:
+        return "no failures"
+    rows = [
+        f"| {failure.record_key or ''} | {failure.location} | {failure.reason} |".replace("\n", " ")
+        for failure in report.failures[:FAILURES_SHOWN]
+    ]
+    more = len(report.failures) - FAILURES_SHOWN
+    tail = [f"\n{more} more in raw.ingest_failures"] if more > 0 else []
+    return "\n".join(["| item | location | reason |", "|---|---|---|", *rows, *tail])
 
 
 raw_assets = [build_raw_asset(table, description) for table, description in RAW_SOURCES.items()]

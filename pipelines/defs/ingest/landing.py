@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import duckdb
 
@@ -107,7 +109,7 @@ def land_units(
                 fetched.sha256,
                 len(fetched.content),
                 record.record_key,
-                json.dumps(record.record, sort_keys=True, allow_nan=False, default=str),
+                json.dumps(_json_safe(record.record), sort_keys=True, allow_nan=False, default=str),
             )
             for record in parsed.records
         ]
@@ -121,6 +123,18 @@ def land_units(
         report.bytes_landed += len(fetched.content) if rows else 0
         report.failures.extend(parsed.failures)
     return report
+
+
+def _json_safe(value: Any) -> Any:
+    """Python's JSON reader accepts Infinity and NaN (real configs use them, e.g. Nemotron-H's
+    time_step_limit); DuckDB's JSON type does not. They land as the strings "Infinity", "NaN"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def record_failure(

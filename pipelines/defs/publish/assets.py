@@ -1,53 +1,88 @@
-"""The publish step: runs only when every blocking check of the batch passed."""
-
-from __future__ import annotations
+"""Freeze each run's audited tables as a batch, and publish a batch the gate lets through."""
 
 import dagster as dg
 
-from pipelines.defs.quality.checks import AUDITED_TABLES
+from pipelines.batches import AUDITED_TABLES, batch_path, freeze_batch
+from pipelines.defs.quality.checks import audited_key
+from pipelines.gate import decide
 from pipelines.publishing import publish_batch
+from pipelines.review_ledger import mark_published, register_batch
 from pipelines.settings import load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect
+from pipelines.warehouse import WAREHOUSE_POOL
+
+BATCH_TAG = "fitatlas/batch_id"
 
 
-def check_counts(batch_id: str) -> tuple[int, int]:
-    """Expectations passed and not passed (failed or errored) for a batch, from audit.check_results."""
-    with connect(load_settings().warehouse_path) as con:
-        passed, not_passed = con.execute(
-            "select count(*) filter (where status = 'passed'), count(*) filter (where status <> 'passed') "
-            "from audit.check_results where batch_id = ?",
-            [batch_id],
-        ).fetchone()
-    return int(passed), int(not_passed)
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            audited_key(table),
+            deps=[dg.AssetKey(table)],
+            description=f"This run's `{table}`, frozen into the batch file that checks audit and publication copies.",
+            kinds={"duckdb"},
+        )
+        for table in AUDITED_TABLES
+    ],
+    group_name="audit",
+    pool=WAREHOUSE_POOL,
+)
+def audited_batch(context: dg.AssetExecutionContext):
+    settings = load_settings()
+    batch = freeze_batch(settings, context.run.run_id)
+    register_batch(
+        settings,
+        batch_id=batch.batch_id,
+        run_id=context.run.run_id,
+        content_sha256=batch.content_sha256,
+        path=batch.path,
+        row_counts=batch.row_counts,
+    )
+    for table in AUDITED_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=audited_key(table),
+            metadata={
+                "batch_id": batch.batch_id,
+                "content_sha256": batch.content_sha256,
+                "rows": batch.row_counts[table],
+                "batch_file": dg.MetadataValue.path(str(batch.path)),
+            },
+        )
 
 
 @dg.asset(
-    deps=[dg.AssetKey(table) for table in AUDITED_TABLES],
+    deps=[audited_key(table) for table in AUDITED_TABLES],
     group_name="publish",
     kinds={"duckdb", "parquet"},
     pool=WAREHOUSE_POOL,
-    description="Copies the audited tables into data/published.duckdb (atomically, via os.replace) "
-    "and data/published/current/*.parquet. Blocking checks upstream keep a failing batch out.",
+    description="Publishes a batch to data/published.duckdb (swapped in with os.replace) and "
+    "data/published/current/*.parquet, when the gate allows it: every blocking check passed, or a "
+    f"reviewer approved exactly this content. The batch is the run's own, or the `{BATCH_TAG}` tag's.",
 )
 def publication(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    batch_id = context.run.run_id
-    passed, not_passed = check_counts(batch_id)
-    if not_passed:
-        raise dg.Failure(f"batch {batch_id} has {not_passed} expectation(s) not passed; it needs a reviewer")
     settings = load_settings()
+    batch_id = context.run.tags.get(BATCH_TAG, context.run.run_id)
+    decision = decide(settings, batch_id)
+    if not decision.allowed:
+        raise dg.Failure(description=f"not published: {decision.reason}")
+    batch = decision.batch
     published = publish_batch(
         settings,
+        batch_file=batch_path(settings, batch_id),
         batch_id=batch_id,
-        approved_by="fitatlas:auto",
-        approval_kind="auto",
-        checks_passed=passed,
-        checks_failed=0,
+        content_sha256=batch.content_sha256,
+        approved_by=decision.approved_by,
+        approval_kind=decision.approval_kind,
+        checks_passed=batch.checks_passed or 0,
+        checks_failed=(batch.checks_failed or 0) + (batch.checks_errored or 0),
     )
-    context.log.info(f"published {published.publication_id}: {published.row_counts}")
+    mark_published(settings, batch_id=batch_id, publication_id=published.publication_id)
+    context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
     return dg.MaterializeResult(
         metadata={
             "publication_id": published.publication_id,
-            "content_sha256": published.content_sha256,
+            "batch_id": batch_id,
+            "approval": f"{decision.approval_kind}: {decision.approved_by}",
+            "content_sha256": batch.content_sha256,
             "path": dg.MetadataValue.path(str(settings.published_path)),
             **{f"rows_{table}": count for table, count in published.row_counts.items()},
         }

@@ -1,11 +1,11 @@
 """Blocking asset checks: each audited table of a batch is validated against its suite.
 
-Failing rows go to `audit.failing_rows` (all of them, for reviewers to query) and a sample goes to
-the check's metadata in the Dagster UI. An errored expectation fails the check execution itself, so
-it is never mistaken for bad data — and it still blocks publication.
+The checks read the frozen batch file, so what is validated is exactly what would be published.
+Results and all failing rows are written into that batch file (`check_results`, `failing_rows`) for
+reviewers to query, a sample goes to the check's metadata in the Dagster UI, and the batch's
+counts go to the review ledger. An errored expectation fails the check execution itself, so it is
+never mistaken for bad data — and it still holds the batch.
 """
-
-from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
@@ -13,60 +13,97 @@ from datetime import datetime, timezone
 import dagster as dg
 import duckdb
 
+from pipelines.batches import AUDITED_TABLES, batch_path
 from pipelines.defs.quality.suites import SuiteOutcome, load_suite, validate_frame
-from pipelines.settings import load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect
+from pipelines.review_ledger import record_check_outcome
+from pipelines.settings import Settings, load_settings
+from pipelines.warehouse import WAREHOUSE_POOL
 
-AUDITED_TABLES: tuple[str, ...] = ("models", "gpus", "provider_prices", "fit_matrix", "recommendations")
 METADATA_SAMPLE_ROWS = 10
 
 AUDIT_DDL = (
-    "create schema if not exists audit",
-    """create table if not exists audit.check_results (
-        batch_id varchar, table_name varchar, expectation varchar, status varchar,
-        unexpected_count bigint, why varchar, error varchar, rows_validated bigint, evaluated_at timestamp)""",
-    """create table if not exists audit.failing_rows (
-        batch_id varchar, table_name varchar, expectation varchar, row_data json)""",
+    """create table if not exists check_results (
+        table_name varchar, expectation varchar, status varchar, unexpected_count bigint,
+        why varchar, error varchar, rows_validated bigint, evaluated_at timestamp)""",
+    """create table if not exists failing_rows (table_name varchar, expectation varchar, row_data json)""",
 )
 
 
-def record_outcome(con: duckdb.DuckDBPyConnection, batch_id: str, outcome: SuiteOutcome) -> None:
+def audited_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["audited", table])
+
+
+def record_outcome(con: duckdb.DuckDBPyConnection, outcome: SuiteOutcome) -> None:
     for statement in AUDIT_DDL:
         con.execute(statement)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute("begin")
-    con.execute("delete from audit.check_results where batch_id = ? and table_name = ?", [batch_id, outcome.table])
-    con.execute("delete from audit.failing_rows where batch_id = ? and table_name = ?", [batch_id, outcome.table])
+    con.execute("delete from check_results where table_name = ?", [outcome.table])
+    con.execute("delete from failing_rows where table_name = ?", [outcome.table])
     for item in outcome.outcomes:
         con.execute(
-            "insert into audit.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [batch_id, outcome.table, item.label, item.status, item.unexpected_count, item.why, item.error,
+            "insert into check_results values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [outcome.table, item.label, item.status, item.unexpected_count, item.why, item.error,
              outcome.rows_validated, now],
         )
         if item.failing_rows:
             con.executemany(
-                "insert into audit.failing_rows values (?, ?, ?, ?)",
-                [(batch_id, outcome.table, item.label, json.dumps(row)) for row in item.failing_rows],
+                "insert into failing_rows values (?, ?, ?)",
+                [(outcome.table, item.label, json.dumps(row)) for row in item.failing_rows],
             )
     con.execute("commit")
 
 
-def audit_table(table: str, batch_id: str) -> SuiteOutcome:
+def _attach_previous_publication(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
+    if not settings.published_path.exists():
+        return False
+    con.execute(f"attach '{settings.published_path}' as published (read_only)")
+    return True
+
+
+def audit_table(settings: Settings, batch_id: str, table: str) -> SuiteOutcome:
+    """Validate one table of a frozen batch and store the outcome in the batch file and ledger."""
     suite = load_suite(table)
-    with connect(load_settings().warehouse_path) as con:
-        frame = con.sql(suite["query"]).df()
-        outcome = validate_frame(suite, frame, lambda q: [row[0] for row in con.execute(q).fetchall()])
-        record_outcome(con, batch_id, outcome)
+    con = duckdb.connect(str(batch_path(settings, batch_id)))
+    try:
+        has_previous = _attach_previous_publication(con, settings)
+        query = suite["query_with_previous"] if has_previous and "query_with_previous" in suite else suite["query"]
+        expectations = [
+            e for e in suite["expectations"] if has_previous or not e.get("meta", {}).get("requires_previous")
+        ]
+        frame = con.sql(query).df()
+        outcome = validate_frame({**suite, "expectations": expectations}, frame, lambda q: [r[0] for r in con.execute(q).fetchall()])
+        if has_previous:
+            con.execute("detach published")
+        record_outcome(con, outcome)
+        totals = con.execute(
+            """select count(*) filter (where status = 'passed'), count(*) filter (where status = 'failed'),
+                      count(*) filter (where status = 'errored'), count(distinct table_name) from check_results"""
+        ).fetchone()
+        failed_checks = [
+            {"table": t, "expectation": e, "status": s, "unexpected_count": n}
+            for t, e, s, n in con.execute(
+                "select table_name, expectation, status, unexpected_count from check_results where status <> 'passed' order by 1, 2"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    passed, failed, errored, tables_done = totals
+    record_check_outcome(
+        settings, batch_id=batch_id, passed=passed, failed=failed, errored=errored,
+        failed_checks=failed_checks, complete=tables_done == len(AUDITED_TABLES),
+    )
     return outcome
 
 
-def _metadata(outcome: SuiteOutcome) -> dict[str, dg.MetadataValue]:
+def _metadata(outcome: SuiteOutcome, batch_id: str, settings: Settings) -> dict[str, dg.MetadataValue]:
     sample = [
         {"expectation": item.label, **row}
         for item in outcome.failed
         for row in item.failing_rows[:METADATA_SAMPLE_ROWS]
     ][: METADATA_SAMPLE_ROWS * 3]
     return {
+        "batch_id": dg.MetadataValue.text(batch_id),
         "rows_validated": dg.MetadataValue.int(outcome.rows_validated),
         "expectations": dg.MetadataValue.int(len(outcome.outcomes)),
         "failed_expectations": dg.MetadataValue.json(
@@ -74,31 +111,33 @@ def _metadata(outcome: SuiteOutcome) -> dict[str, dg.MetadataValue]:
         ),
         "failing_rows_sample": dg.MetadataValue.json(sample),
         "all_failing_rows": dg.MetadataValue.text(
-            "select * from audit.failing_rows where batch_id = '<run id>' and table_name = '" + outcome.table + "'"
+            f"duckdb {batch_path(settings, batch_id)} \"select * from failing_rows where table_name = '{outcome.table}'\""
         ),
     }
 
 
 def build_suite_check(table: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(table),
-        name=f"{table}_expectations",
+        asset=audited_key(table),
+        name="expectations",
         blocking=True,
         pool=WAREHOUSE_POOL,
-        description=f"Great Expectations suite expectations/{table}.json on this batch of `{table}`.",
+        description=f"Great Expectations suite expectations/{table}.json on this batch's `{table}`.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        outcome = audit_table(table, context.run.run_id)
+        settings = load_settings()
+        batch_id = context.run.run_id
+        outcome = audit_table(settings, batch_id, table)
         if outcome.errored:
             errors = "; ".join(f"{i.label}: {i.error}" for i in outcome.errored)
             raise dg.Failure(
                 description=f"{table}: {len(outcome.errored)} expectation(s) errored (a fault of the check, not of the data): {errors}",
-                metadata=_metadata(outcome),
+                metadata=_metadata(outcome, batch_id, settings),
             )
         return dg.AssetCheckResult(
             passed=outcome.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=_metadata(outcome),
+            metadata=_metadata(outcome, batch_id, settings),
             description=None if outcome.passed else f"{len(outcome.failed)} expectation(s) failed on {table}",
         )
 

@@ -103,32 +103,21 @@ def validate_frame(suite: dict[str, Any], frame: pd.DataFrame, run_query: Callab
     validation = gx.ValidationDefinition(data=batch, suite=gx_suite, name=f"{suite['name']}-batch")
     result = validation.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
     key_columns = [c for c in suite.get("key_columns", []) if c in frame.columns]
+    declared_ids = [expectation.id for expectation in gx_suite.expectations]
     outcomes = [
         _outcome(item, res, frame, key_columns)
-        for item, res in zip(declared, _in_declared_order(declared, result.results))
+        for item, res in zip(declared, _in_declared_order(declared_ids, result.results))
     ]
     return SuiteOutcome(table=suite["name"], rows_validated=len(frame), outcomes=outcomes)
 
 
-def _in_declared_order(declared: list[dict[str, Any]], results: list[Any]) -> list[Any]:
-    """GE may reorder results; match them back to the declared expectations by type and kwargs."""
-    remaining = list(results)
-    ordered = []
-    for item in declared:
-        match = next(
-            (
-                r
-                for r in remaining
-                if r.expectation_config.type == item["type"]
-                and all(r.expectation_config.kwargs.get(k) == v for k, v in item["kwargs"].items() if not isinstance(v, dict))
-            ),
-            None,
-        )
-        if match is None:
-            raise RuntimeError(f"Great Expectations returned no result for {item['type']} {item['kwargs']}")
-        remaining.remove(match)
-        ordered.append(match)
-    return ordered
+def _in_declared_order(declared_ids: list[str], results: list[Any]) -> list[Any]:
+    """GE may reorder results; match them back to the declared expectations by expectation id."""
+    by_id = {r.expectation_config.id: r for r in results}
+    missing = [i for i in declared_ids if i not in by_id]
+    if missing:
+        raise RuntimeError(f"Great Expectations returned no result for expectation ids {missing}")
+    return [by_id[i] for i in declared_ids]
 
 
 def _outcome(item: dict[str, Any], res: Any, frame: pd.DataFrame, key_columns: list[str]) -> ExpectationOutcome:

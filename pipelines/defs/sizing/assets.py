@@ -1,6 +1,5 @@
 """Thin Dagster assets over the pure `sizing` library: describe models, build the grid, rank."""
 
-from __future__ import annotations
 
 import json
 

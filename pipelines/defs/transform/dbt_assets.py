@@ -1,8 +1,9 @@
 """dbt staging and marts as Dagster assets; dbt tests become asset checks."""
 
-from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -61,4 +62,5 @@ def dbt_model_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
 
 
-dbt_resource = DbtCliResource(project_dir=fitatlas_dbt_project)
+# The dbt installed beside this interpreter (the project's venv), whether or not it is on PATH.
+dbt_resource = DbtCliResource(project_dir=fitatlas_dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt")))

@@ -1,0 +1,234 @@
+"""What makes ingest run by itself: two sensors, two schedules, and eager automation downstream.
+
+- `spec_sheet_sensor` hashes the spec-sheet directory each tick. Sheets that are new or changed
+  since the cursor (json `{relative path: sha256}`) produce one run of `raw/gpu_spec_sheets`
+  narrowed to exactly those sheets.
+- `hf_model_sensor` (live mode) asks the Hub for each watchlist model's commit sha. Models whose
+  sha differs from the cursor (json `{repo: sha}`), including models just added to the
+  watchlist, produce one run of `raw/hf_model_configs` narrowed to exactly those models.
+
+  Per-model re-ingest is run config (`items: [repo, ...]`), not dynamic partitions: the raw table
+  is one append-only table with the repo as record key, the asset is already incremental per model
+  (a model whose landed sha is current is not fetched), and every downstream asset (dbt, sizing) is
+  unpartitioned, so per-model partitions would add a partition set to manage and a partition
+  mapping at every edge while buying nothing: downstream rebuilds from the whole table either way.
+
+- Run keys are digests of (item, previous sha, new sha), so the same change never runs twice (a
+  daemon restart that re-evaluates a tick is deduplicated by Dagster), while a sheet changed back
+  to an earlier content is a new change. Cursors live in the Dagster instance and survive restarts.
+  A cursor advances when the run is requested, not when it succeeds: an item whose run failed is
+  caught by the weekly full refresh (or the next change).
+- `nightly_prices` refreshes the four price tables (conditional GETs: unchanged files cost a 304);
+  `weekly_full_refresh` re-checks every raw source ignoring remembered shas and ETags.
+- `downstream_automation` gives every asset below the raw layer, except publication, the eager
+  condition, with one change: a raw dependency counts as updated only when its data version
+  changed, i.e. when it landed rows. So downstream materialises when a raw table lands something,
+  and a run that found nothing new triggers nothing. Publication is left to
+  the quality gate's approval sensor. The condition is applied as this sensor's `default_condition`
+  so no other module's asset definitions change; an asset that sets its own condition keeps it.
+
+All of it runs with the warehouse pool's single writer, like every other warehouse asset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.defs.ingest.assets import RAW_SOURCES, raw_asset_key, raw_op_name
+from pipelines.defs.ingest.http import Fetched
+from pipelines.defs.ingest.live_config import LiveConfig
+from pipelines.defs.ingest.live_source import parse_model_info
+from pipelines.defs.ingest.records import SourceFormatError
+from pipelines.defs.ingest.watchlist import read_watchlist
+from pipelines.settings import load_settings
+
+PRICE_TABLES = ("openrouter_models", "litellm_prices", "genai_prices", "gpu_rental_prices")
+PUBLISH_GROUP = "publish"
+TRIGGER_TAG = "fitatlas/trigger"
+
+
+def _seconds(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def _raw_selection(*tables: str) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(*(raw_asset_key(table) for table in tables))
+
+
+def raw_run_config(table: str, *, items: list[str] | None = None, force: bool = False) -> dict:
+    return {"ops": {raw_op_name(table): {"config": {"items": items or [], "force": force}}}}
+
+
+def change_key(prefix: str, changes: list[tuple[str, str | None, str]]) -> str:
+    """A run key naming one set of changes: (item, previous sha, new sha) triples."""
+    text = "\n".join(f"{item}\0{before or ''}\0{after}" for item, before, after in sorted(changes, key=lambda c: c[0]))
+    return f"{prefix}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+spec_sheet_ingest_job = dg.define_asset_job(
+    "ingest_spec_sheets",
+    selection=_raw_selection("gpu_spec_sheets"),
+    description="Land new or changed GPU spec sheets (requested by spec_sheet_sensor).",
+)
+hf_model_ingest_job = dg.define_asset_job(
+    "ingest_hf_models",
+    selection=_raw_selection("hf_model_configs"),
+    description="Land the configs of watchlist models whose Hub sha changed (requested by hf_model_sensor).",
+)
+price_ingest_job = dg.define_asset_job(
+    "ingest_prices",
+    selection=_raw_selection(*PRICE_TABLES),
+    description="Refresh API token prices and GPU rental prices.",
+)
+full_refresh_job = dg.define_asset_job(
+    "ingest_full_refresh",
+    selection=_raw_selection(*RAW_SOURCES),
+    description="Re-check every raw source, ignoring remembered Hub shas and ETags.",
+)
+
+
+def spec_sheet_digests(directory: Path) -> dict[str, str]:
+    """{path relative to the directory: sha256} for the files the spec-sheet ingest would read."""
+    if not directory.is_dir():
+        return {}
+    return {
+        path.relative_to(directory).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+@dg.sensor(
+    name="spec_sheet_sensor",
+    job=spec_sheet_ingest_job,
+    minimum_interval_seconds=_seconds("FITATLAS_SPEC_SHEET_SENSOR_INTERVAL_S", 30),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A new or changed file in the spec-sheet directory -> one ingest of exactly those sheets.",
+)
+def spec_sheet_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    directory = load_settings().spec_sheets_dir
+    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = spec_sheet_digests(directory)
+    changes = [(path, previous.get(path), sha) for path, sha in current.items() if previous.get(path) != sha]
+    cursor = json.dumps(current, sort_keys=True)
+    if not changes:
+        return dg.SensorResult(skip_reason=f"no new or changed sheet in {directory}", cursor=cursor)
+    changed = [path for path, _before, _after in changes]
+    context.log.info(f"{len(changed)} new or changed spec sheet(s): {', '.join(changed[:20])}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=change_key("spec-sheets", changes),
+                run_config=raw_run_config("gpu_spec_sheets", items=changed),
+                tags={TRIGGER_TAG: "spec_sheet_change"},
+            )
+        ],
+        cursor=cursor,
+    )
+
+
+@dg.sensor(
+    name="hf_model_sensor",
+    job=hf_model_ingest_job,
+    minimum_interval_seconds=_seconds("FITATLAS_HF_SENSOR_INTERVAL_S", 900),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Live mode: a watchlist model whose Hub commit sha changed (or a newly listed model) "
+    "-> one ingest of exactly those models.",
+)
+def hf_model_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    if load_settings().source_mode != "live":
+        return dg.SkipReason("FITATLAS_SOURCE is not 'live': the Hub is not polled")
+    watchlist = read_watchlist()
+    for entry, reason in watchlist.rejected:
+        context.log.warning(f"watchlist entry {entry}: {reason}")
+    live = LiveConfig.from_env()
+    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    urls = [f"{live.hf_endpoint}/api/models/{repo}" for repo in watchlist.models]
+    with live.fetcher() as fetcher:
+        outcomes = fetcher.get_many(urls)
+    current: dict[str, str] = {}
+    for repo, url, outcome in zip(watchlist.models, urls, outcomes, strict=True):
+        try:
+            if not isinstance(outcome, Fetched):
+                raise SourceFormatError(url, getattr(outcome, "reason", "unexpected 304"), record_key=repo)
+            current[repo] = parse_model_info(outcome.content, url).sha
+        except SourceFormatError as error:
+            context.log.warning(f"{repo}: model info unavailable ({error.reason}); keeping its last known sha")
+            if repo in previous:
+                current[repo] = previous[repo]
+    changes = [(repo, previous.get(repo), sha) for repo, sha in current.items() if previous.get(repo) != sha]
+    cursor = json.dumps(current, sort_keys=True)
+    if not changes:
+        return dg.SensorResult(skip_reason=f"no sha changed among {len(watchlist.models)} watchlist model(s)", cursor=cursor)
+    changed = [repo for repo, _before, _after in changes]
+    context.log.info(f"{len(changed)} model(s) changed on the Hub: {', '.join(changed[:20])}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=change_key("hf-models", changes),
+                run_config=raw_run_config("hf_model_configs", items=changed),
+                tags={TRIGGER_TAG: "hf_sha_change"},
+            )
+        ],
+        cursor=cursor,
+    )
+
+
+nightly_price_schedule = dg.ScheduleDefinition(
+    name="nightly_prices",
+    job=price_ingest_job,
+    cron_schedule=os.environ.get("FITATLAS_PRICE_SCHEDULE_CRON", "0 3 * * *"),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    tags={TRIGGER_TAG: "nightly_prices"},
+    description="Nightly pricing cron: OpenRouter, LiteLLM, genai-prices and GPU rental prices.",
+)
+
+weekly_full_refresh_schedule = dg.ScheduleDefinition(
+    name="weekly_full_refresh",
+    job=full_refresh_job,
+    cron_schedule=os.environ.get("FITATLAS_FULL_REFRESH_CRON", "0 4 * * 0"),
+    execution_timezone="UTC",
+    run_config={"ops": {op: cfg for table in RAW_SOURCES for op, cfg in raw_run_config(table, force=True)["ops"].items()}},
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    tags={TRIGGER_TAG: "weekly_full_refresh"},
+    description="Weekly full refresh of every raw source, past remembered shas and ETags.",
+)
+
+AC = dg.AutomationCondition
+
+
+def landed_or_updated_deps(raw: dg.AssetSelection) -> dg.AutomationCondition:
+    """Eager's `any_deps_updated`, except that a raw dependency counts only when its data version
+    changed: a raw run that landed nothing (every nightly with unchanged prices) triggers nothing."""
+    updated_elsewhere = AC.any_deps_match(
+        (AC.newly_updated() & ~AC.executed_with_root_target()) | AC.will_be_requested()
+    ).ignore(raw)
+    raw_landed = AC.any_deps_match(AC.data_version_changed()).allow(raw)
+    return (updated_elsewhere | raw_landed).with_label("any_deps_updated")
+
+
+DOWNSTREAM_CONDITION = AC.eager().replace("any_deps_updated", landed_or_updated_deps(_raw_selection(*RAW_SOURCES)))
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)  # default_condition needs the (beta) user-code evaluation
+    downstream_automation = dg.AutomationConditionSensorDefinition(
+        "downstream_automation",
+        target=dg.AssetSelection.all() - _raw_selection(*RAW_SOURCES) - dg.AssetSelection.groups(PUBLISH_GROUP),
+        default_condition=DOWNSTREAM_CONDITION,
+        use_user_code_server=True,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=_seconds("FITATLAS_AUTOMATION_INTERVAL_S", 30),
+        description="Materialise what is downstream of a raw table when it lands something (eager); "
+        "publication stays with the quality gate.",
+    )
+
+ingest_jobs = [spec_sheet_ingest_job, hf_model_ingest_job, price_ingest_job, full_refresh_job]
+ingest_sensors = [spec_sheet_sensor, hf_model_sensor, downstream_automation]
+ingest_schedules = [nightly_price_schedule, weekly_full_refresh_schedule]
