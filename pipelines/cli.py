@@ -39,7 +39,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.definitions import defs
 
     with dg.DagsterInstance.get() as instance:
-        result = defs.get_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("full_pipeline").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+        )
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} (Dagster instance: {os.environ['DAGSTER_HOME']})")
     print_summary(settings.published_path)
     return 0 if result.success else 1
@@ -148,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fitatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the whole pipeline once through Dagster and publish")
+    run.add_argument("--log-level", default="WARNING", help="Dagster console log level (the full log is in the instance)")
     run.set_defaults(func=cmd_run)
     gpus = sub.add_parser("gpus", help="list the published GPUs")
     gpus.add_argument("--json", action="store_true")

@@ -34,6 +34,15 @@ OPENROUTER_FIELDS = ("id", "canonical_slug", "hugging_face_id", "name", "context
 OPENROUTER_PRICE_FIELDS = ("prompt", "completion")
 LITELLM_FIELDS = ("litellm_provider", "mode", "input_cost_per_token", "output_cost_per_token", "max_input_tokens")
 GENAI_PROVIDER_FIELDS = ("id", "name", "pricing_urls")
+# Releases tracked through their base model's config.json: instruction-tuned checkpoints whose
+# architecture is the base's exactly (Meta's Llama 3.1 Instruct configs differ from the base ones
+# only in eos_token_id). shared/data has the base configs; these are the ids users and API
+# providers name. Each entry lands with `architecture_from` so the substitution stays visible.
+SAME_ARCHITECTURE_VARIANTS = {
+    "meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Meta-Llama-3.1-8B",
+    "meta-llama/Llama-3.1-70B-Instruct": "meta-llama/Meta-Llama-3.1-70B",
+    "meta-llama/Llama-3.1-405B-Instruct": "meta-llama/Meta-Llama-3.1-405B",
+}
 RENTAL_FILES = {
     "lambda": "lambda_vms.csv",
     "vast": "vast_vms.csv",
@@ -180,6 +189,9 @@ def snapshot_hf_models(shared: Path, writer: SnapshotWriter) -> list[dict[str, A
                 "fidelity": entry["fidelity"],
             }
         )
+    by_id = {model["model_id"]: model for model in models}
+    for variant, base in sorted(SAME_ARCHITECTURE_VARIANTS.items()):
+        models.append({**by_id[base], "model_id": variant, "architecture_from": base, "fidelity": "architecture-of-base"})
     writer.write(
         "hf/models.json",
         json_bytes({"models": models}),

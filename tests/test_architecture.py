@@ -138,3 +138,92 @@ def test_remote_code_families_without_oracle():
     # InternLM2.5-7B card: 7.74B parameters (Llama layout with fused wqkv).
     assert round(spec_of("internlm__internlm2_5-7b-chat").params_total / 1e9, 2) == 7.74
 
+
+
+# --------------------------------------------------------------------------------------------
+# Vision towers: params_vision equals the oracle's vision column (language model unchanged).
+# --------------------------------------------------------------------------------------------
+
+# Step-3.7's config.json is flat (no vision fields): the oracle's vision count is of a default
+# transformers tower the checkpoint may not match, so describe() reports 0 (layouts.vision_params).
+VISION_NOT_COUNTED = {"stepfun-ai__Step-3.7-Flash", "stepfun-ai__Step-3.7-Flash-FP8"}
+
+
+@pytest.mark.parametrize("model_dir", [d for d in COUNTED if int(ORACLE[d]["params_vision"] or 0) > 0])
+def test_params_vision_equals_transformers(model_dir):
+    spec = spec_of(model_dir)
+    expected = 0 if model_dir in VISION_NOT_COUNTED else int(ORACLE[model_dir]["params_vision"])
+    assert spec.params_vision == expected
+
+
+# --------------------------------------------------------------------------------------------
+# Families beyond shared/data: tests/fixtures/extra_configs (sources in SOURCES.md), counted by the
+# same oracle into tests/oracle/param_counts_extra.csv.
+# --------------------------------------------------------------------------------------------
+
+EXTRA = REPO / "tests" / "fixtures" / "extra_configs"
+ORACLE_EXTRA = {r["model_dir"]: r for r in csv.DictReader((REPO / "tests" / "oracle" / "param_counts_extra.csv").open())}
+EXTRA_NAMES = sorted(p.stem for p in EXTRA.glob("*.json"))
+# Multimodal fixtures whose tower describe() does not account (params_vision stays 0 by design).
+EXTRA_VISION_NOT_COUNTED = {"mistral-small-3.1-24b"}
+
+
+def extra_spec(name: str):
+    return describe(json.loads((EXTRA / f"{name}.json").read_text()), model_id=name)
+
+
+def test_every_extra_fixture_is_in_the_oracle_table():
+    assert len(EXTRA_NAMES) >= 30
+    assert set(EXTRA_NAMES) == set(ORACLE_EXTRA)
+    assert all(ORACLE_EXTRA[n]["status"] == "ok" for n in EXTRA_NAMES)
+
+
+@pytest.mark.parametrize("name", EXTRA_NAMES)
+def test_extra_family_params_equal_transformers(name):
+    spec = extra_spec(name)
+    assert spec.supported, spec.reason
+    assert spec.params_total == int(ORACLE_EXTRA[name]["params_language_model"])
+    vision = int(ORACLE_EXTRA[name]["params_vision"] or 0)
+    assert spec.params_vision == (0 if name in EXTRA_VISION_NOT_COUNTED else vision)
+
+
+@pytest.mark.parametrize(
+    ("name", "total", "active"),
+    [
+        # Published counts the oracle reproduces: GPT-2 124,439,808; Pythia-6.9B 6,857,302,016
+        # (Pythia paper table); Falcon-7B 6,921,720,704; phi-2 2,779,683,840.
+        ("gpt2", 124_439_808, 124_439_808),
+        ("pythia-6.9b", 6_857_302_016, 6_857_302_016),
+        ("falcon-7b", 6_921_720_704, 6_921_720_704),
+        ("phi-2", 2_779_683_840, 2_779_683_840),
+    ],
+)
+def test_extra_anchor_counts(name, total, active):
+    spec = extra_spec(name)
+    assert (spec.params_total, spec.params_active) == (total, active)
+
+
+def test_extra_moe_active_counts():
+    # Qwen1.5-MoE-A2.7B: 14.3B total, 2.7B active (4 of 60 routed + shared expert).
+    q = extra_spec("qwen1.5-moe-a2.7b")
+    assert round(q.params_total / 1e9, 1) == 14.3 and round(q.params_active / 1e9, 1) == 2.7
+    assert q.num_shared_experts == 1 and q.num_moe_layers == 24
+    # Jamba-v0.1: 52B total, 12B active; MoE on the 16 odd layers.
+    j = extra_spec("jamba-v0.1")
+    assert round(j.params_total / 1e9) == 52 and round(j.params_active / 1e9) == 12 and j.num_moe_layers == 16
+    # DBRX: 132B total, 36B active (4 of 16 experts).
+    d = extra_spec("dbrx-instruct")
+    assert round(d.params_total / 1e9) == 132 and round(d.params_active / 1e9) == 36
+    # Qwen3-Next-80B-A3B: 80B total, ~3B active (10 of 512 + shared).
+    n = extra_spec("qwen3-next-80b-a3b")
+    assert round(n.params_total / 1e9) == 80 and round(n.params_active / 1e9) in (3, 4)
+
+
+def test_chatglm3_matches_published_total():
+    # THUDM ChatGLM3-6B (remote code, no transformers class): published 6,243,584,000 parameters.
+    # 28 x (qkv 4096 x 4608 + 4608 bias, dense 4096^2, SwiGLU 4096 x 27392 + 13696 x 4096, 2 RMSNorm)
+    # + final RMSNorm + word_embeddings and untied output_layer (2 x 65024 x 4096).
+    spec = spec_of("THUDM__chatglm3-6b")
+    assert spec.supported, spec.reason
+    assert spec.params_total == 6_243_584_000
+    assert spec.num_kv_heads == 2 and spec.head_dim == 128

@@ -88,3 +88,54 @@ def test_attention_kind_family_context():
     assert (llama.attention_kind, llama.family, llama.head_dim) == ("gqa", "llama", 128)
     assert spec_of("Qwen__Qwen3.5-35B-A3B").attention_kind == "hybrid"
     assert spec_of("Qwen__Qwen3-8B").head_dim == 128  # explicit head_dim field
+
+
+EXTRA = Path(__file__).resolve().parent / "fixtures" / "extra_configs"
+
+
+def extra_spec(name: str):
+    return describe(json.loads((EXTRA / f"{name}.json").read_text()), model_id=name)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "kind"),
+    [
+        # Falcon-7B multi_query: 32 layers x 1 KV head x head_dim 64 (4544 / 71) x 2 (K,V) x 2 B
+        ("falcon-7b", 32 * 1 * 64 * 2 * 2, "mqa"),  # 8,192
+        # Falcon-40B new_decoder_architecture: 60 x num_kv_heads 8 x 64 x 2 x 2
+        ("falcon-40b", 60 * 8 * 64 * 2 * 2, "gqa"),  # 122,880
+        # Pythia-6.9B MHA: 32 x 32 x 128 x 2 x 2
+        ("pythia-6.9b", 32 * 32 * 128 * 2 * 2, "mha"),  # 524,288
+        # GPT-2: 12 x 12 x 64 x 2 x 2
+        ("gpt2", 12 * 12 * 64 * 2 * 2, "mha"),  # 36,864
+        # StarCoder2-15B: 40 x 4 x 128 x 2 x 2 (sliding_window without layer_types: all full, as
+        # for Mistral-v0.1)
+        ("starcoder2-15b", 40 * 4 * 128 * 2 * 2, "gqa"),  # 81,920
+        # Command-R v01 MHA: 40 x 64 x 128 x 2 x 2
+        ("c4ai-command-r-v01", 40 * 64 * 128 * 2 * 2, "mha"),  # 1,310,720
+        # DBRX: 40 x kv_n_heads 8 x 128 x 2 x 2
+        ("dbrx-instruct", 40 * 8 * 128 * 2 * 2, "gqa"),  # 163,840
+        # Jamba-v0.1: attention on layers 4, 12, 20, 28 only: 4 x 8 x 128 x 2 x 2
+        ("jamba-v0.1", 4 * 8 * 128 * 2 * 2, "hybrid"),  # 16,384
+        # Qwen3-Next-80B-A3B: full attention every 4th of 48 layers: 12 x 2 x 256 x 2 x 2
+        ("qwen3-next-80b-a3b", 12 * 2 * 256 * 2 * 2, "hybrid"),  # 24,576
+    ],
+)
+def test_extra_family_kv_bytes_per_token(name, expected, kind):
+    spec = extra_spec(name)
+    assert spec.kv_bytes_per_token_bf16 == expected
+    assert spec.attention_kind == kind
+
+
+def test_jamba_state_group():
+    groups = {g.kind: g for g in extra_spec("jamba-v0.1").kv_groups}
+    # 28 Mamba-1 layers, d_inner = 2 x 4096 = 8192: conv state (d_conv 4 - 1) x 8192 x 2 B = 49,152
+    # + SSM state 8192 x d_state 16 x 2 B (model dtype) = 262,144 -> 311,296 B per layer per sequence.
+    assert groups["state"].layers == 28
+    assert groups["state"].state_bytes_per_layer == 3 * 8192 * 2 + 8192 * 16 * 2
+    assert groups["full"].layers == 4 and groups["full"].kv_heads == 8
+
+
+def test_chatglm3_kv():
+    # ChatGLM3-6B: 28 layers x multi_query_group_num 2 x kv_channels 128 x 2 x 2 B = 28,672.
+    assert spec_of("THUDM__chatglm3-6b").kv_bytes_per_token_bf16 == 28 * 2 * 128 * 2 * 2

@@ -6,8 +6,10 @@ Run in the separate oracle venv (torch + transformers are not project dependenci
     .venv-oracle/bin/pip install torch==2.13.0 transformers
     .venv-oracle/bin/python tests/oracle/count_params.py
 
-It writes ``tests/oracle/param_counts.csv``, which ``tests/test_architecture.py`` compares
-``sizing.architecture.describe`` against. No weights are downloaded: the meta device allocates no
+It writes ``tests/oracle/param_counts.csv`` (the shared configs) and
+``tests/oracle/param_counts_extra.csv`` (the hand-written fixtures in ``tests/fixtures/extra_configs``,
+one ``<name>.json`` each; ``model_dir`` is the file stem), which ``tests/test_architecture.py``
+compares ``sizing.architecture.describe`` against. No weights are downloaded: the meta device allocates no
 storage, and configs whose model_type transformers does not ship (they need ``trust_remote_code``,
 impossible offline) are recorded as ``oracle unavailable``.
 
@@ -42,6 +44,8 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "hf_configs"
 OUT = Path(__file__).resolve().parent / "param_counts.csv"
+EXTRA = REPO / "tests" / "fixtures" / "extra_configs"
+OUT_EXTRA = Path(__file__).resolve().parent / "param_counts_extra.csv"
 
 # Repos whose model_type needs remote code although their architecture is a transformers one:
 # Kimi-K2 ships ``architectures: ["DeepseekV3ForCausalLM"]`` with the DeepSeek-V3 config fields.
@@ -70,10 +74,10 @@ def _model_class(config):
     return None
 
 
-def count(config_path: Path) -> dict:
+def count(config_path: Path, name: str | None = None) -> dict:
     raw = json.loads(config_path.read_text())
     row = {
-        "model_dir": config_path.parent.name,
+        "model_dir": name or config_path.parent.name,
         "model_type": raw.get("model_type"),
         "transformers_version": transformers.__version__,
         "params_total": "",
@@ -137,26 +141,33 @@ def count(config_path: Path) -> dict:
 
 
 def main() -> int:
-    configs = sorted(DATA.glob("*/config.json"))
     only = set(sys.argv[1:])
+    for configs, out in (
+        ([(p, p.parent.name) for p in sorted(DATA.glob("*/config.json"))], OUT),
+        ([(p, p.stem) for p in sorted(EXTRA.glob("*.json"))], OUT_EXTRA),
+    ):
+        _run(configs, out, only)
+    return 0
+
+
+def _run(configs: list[tuple[Path, str]], out: Path, only: set[str]) -> None:
     rows = []
-    for path in configs:
-        if only and path.parent.name not in only:
+    for path, name in configs:
+        if only and name not in only:
             continue
         try:
-            row = count(path)
+            row = count(path, name)
         except Exception:  # noqa: BLE001
-            row = {"model_dir": path.parent.name, "status": "oracle unavailable", "note": traceback.format_exc(limit=1)[-200:]}
+            row = {"model_dir": name, "status": "oracle unavailable", "note": traceback.format_exc(limit=1)[-200:]}
         print(row["model_dir"], row.get("status"), row.get("params_language_model"), row.get("note"), flush=True)
         rows.append(row)
     if not only:
         fields = ["model_dir", "model_type", "transformers_version", "params_total", "params_language_model",
                   "params_vision", "params_mtp", "status", "note"]
-        with OUT.open("w", newline="") as fh:
+        with out.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-    return 0
 
 
 if __name__ == "__main__":

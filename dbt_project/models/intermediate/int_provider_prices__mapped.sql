@@ -26,6 +26,10 @@ keyed as (
 tracked_models as (
     select model_id, lower(model_id) as model_id_key, lower(split_part(model_id, '/', 2)) as name_key
     from {{ ref('stg_hf__model_configs') }}
+    union all
+    select renames.model_id, lower(renames.old_model_id), lower(split_part(renames.old_model_id, '/', 2))
+    from {{ ref('hf_repo_renames') }} as renames
+    inner join {{ ref('stg_hf__model_configs') }} as tracked using (model_id)
 ),
 
 unique_names as (

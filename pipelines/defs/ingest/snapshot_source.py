@@ -24,20 +24,20 @@ def _location(root: Path, path: Path) -> str:
 
 
 def hf_model_units(snapshot_dir: Path) -> Iterator[SourceUnit]:
-    """One unit per model directory: config.json with its optional quant config and index."""
+    """One unit per listed model: its directory's config.json with the optional quant config and
+    index. A release listed with `architecture_from` is read from its base model's directory."""
     hf_dir = snapshot_dir / "hf"
     listing = hf_dir / "models.json"
-    ids_by_dir: dict[str, str] = {}
     if listing.exists():
-        entries = json.loads(listing.read_text())
-        entries = entries.get("models", entries) if isinstance(entries, dict) else entries
-        ids_by_dir = {entry["directory"]: entry["model_id"] for entry in entries}
-    for model_dir in sorted(p for p in hf_dir.iterdir() if p.is_dir()):
-        model_id = ids_by_dir.get(model_dir.name, model_dir.name.replace("__", "/", 1))
-        yield hf_model_unit(model_id, model_dir, _location(snapshot_dir, model_dir))
+        entries = json.loads(listing.read_text())["models"]
+    else:
+        entries = [{"model_id": d.name.replace("__", "/", 1), "directory": d.name} for d in sorted(hf_dir.iterdir()) if d.is_dir()]
+    for entry in entries:
+        model_dir = hf_dir / entry["directory"]
+        yield hf_model_unit(entry["model_id"], model_dir, _location(snapshot_dir, model_dir), entry.get("architecture_from"))
 
 
-def hf_model_unit(model_id: str, model_dir: Path, location: str) -> SourceUnit:
+def hf_model_unit(model_id: str, model_dir: Path, location: str, architecture_from: str | None = None) -> SourceUnit:
     config_path = model_dir / "config.json"
     quant_path = model_dir / "hf_quant_config.json"
     index_path = model_dir / "model.safetensors.index.json"
@@ -49,9 +49,13 @@ def hf_model_unit(model_id: str, model_dir: Path, location: str) -> SourceUnit:
     def parse(_content: bytes, _location: str) -> formats.ParsedFile:
         if not config:
             raise SourceFormatError(location, "config.json is missing", record_key=model_id)
-        return formats.parse_hf_model(model_id, config, location, quant_config=quant, safetensors_index=index)
+        parsed = formats.parse_hf_model(model_id, config, location, quant_config=quant, safetensors_index=index)
+        if architecture_from:
+            for record in parsed.records:
+                record.record["architecture_from"] = architecture_from
+        return parsed
 
-    return SourceUnit("hf_model", FetchedFile(location, content), parse)
+    return SourceUnit("hf_model", FetchedFile(f"{location}#{model_id}" if architecture_from else location, content), parse)
 
 
 def spec_sheet_units(spec_sheets_dir: Path, snapshot_dir: Path) -> Iterator[SourceUnit]:

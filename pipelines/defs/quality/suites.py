@@ -81,6 +81,7 @@ def resolve_kwargs(kwargs: dict[str, Any], run_query: Callable[[str], list[Any]]
 
 def validate_frame(suite: dict[str, Any], frame: pd.DataFrame, run_query: Callable[[str], list[Any]]) -> SuiteOutcome:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 

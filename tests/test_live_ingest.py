@@ -1,0 +1,382 @@
+"""Live ingest against a real HTTP server on loopback: faults, retries, incrementality, secrecy."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from fake_sources import GENAI_PATH, LITELLM_PATH, OPENROUTER_PATH, FakeSources, Fault, litellm_subset, skypilot_path
+
+from pipelines.defs.ingest.http import (
+    Fetched,
+    FetchFailed,
+    HttpFetcher,
+    HttpPolicy,
+    NotModified,
+    Secret,
+    ratelimit_reset_seconds,
+    retry_after_seconds,
+)
+from pipelines.defs.ingest.landing import LandingReport
+from pipelines.defs.ingest.live_config import LiveConfig
+from pipelines.defs.ingest.live_source import land_live_batch, live_units
+from pipelines.defs.ingest.watchlist import is_valid_repo_id, read_watchlist
+from pipelines.settings import load_settings
+from pipelines.warehouse import connect
+
+TOKEN = "hf_TESTtokenNEVERtoLEAK0123456789"
+FAST = HttpPolicy(
+    timeout_s=0.5, attempt_deadline_s=5, max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05,
+    max_server_wait_s=3, max_bytes=8 * 1024 * 1024, concurrency=4,
+)
+SMALL_MODELS = ["Qwen/Qwen3-0.6B", "Qwen/Qwen2.5-1.5B", "microsoft/phi-2", "nvidia/DeepSeek-V3.1-NVFP4"]
+
+
+@pytest.fixture
+def server():
+    with FakeSources(hf_token=TOKEN) as sources:
+        yield sources
+
+
+def fetcher_for(server: FakeSources, policy: HttpPolicy = FAST, token: str | None = None, **kwargs) -> HttpFetcher:
+    return HttpFetcher(
+        policy,
+        allowed_hosts={"127.0.0.1"},
+        hf_host="127.0.0.1" if token else None,
+        hf_token=Secret(token) if token else None,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def live_env(server: FakeSources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Live mode pointed at the fake server, a temp warehouse, a temp watchlist, tiny timeouts."""
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text("models:\n" + "".join(f"  - {repo}\n" for repo in SMALL_MODELS))
+    for repo in SMALL_MODELS:
+        server.add_model(repo, sha="1" * 40)
+    server.bodies[LITELLM_PATH] = litellm_subset(300)
+    env = {
+        "FITATLAS_SOURCE": "live",
+        "FITATLAS_DATA_DIR": str(tmp_path / "data"),
+        "FITATLAS_WATCHLIST": str(watchlist),
+        "HF_ENDPOINT": server.base_url,
+        "FITATLAS_OPENROUTER_URL": server.url(OPENROUTER_PATH),
+        "FITATLAS_LITELLM_URL": server.url(LITELLM_PATH),
+        "FITATLAS_GENAI_PRICES_URL": server.url(GENAI_PATH),
+        "FITATLAS_GPU_PRICES_URL": f"{server.url(skypilot_path('lambda'))},{server.url(skypilot_path('vast'))}",
+        "FITATLAS_HTTP_TIMEOUT_S": "0.5",
+        "FITATLAS_HTTP_MAX_ATTEMPTS": "3",
+        "FITATLAS_HTTP_BACKOFF_S": "0.01",
+        "FITATLAS_HTTP_BACKOFF_MAX_S": "0.05",
+        "FITATLAS_HTTP_MAX_SERVER_WAIT_S": "3",
+        "FITATLAS_HTTP_MAX_BYTES": str(8 * 1024 * 1024),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("HF_TOKEN", "FITATLAS_HTTP_ALLOWED_HOSTS", "FITATLAS_SPEC_SHEETS_DIR", "FITATLAS_SNAPSHOT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return watchlist
+
+
+def run_live(raw_table: str, *, batch_id: str = "batch-1", items=(), force: bool = False) -> tuple[LandingReport, dict]:
+    settings = load_settings()
+    config = LiveConfig.from_env()
+    with config.fetcher() as fetcher, connect(settings.warehouse_path) as con:
+        batch = live_units(
+            raw_table, con, config, fetcher,
+            spec_sheets_dir=settings.spec_sheets_dir, snapshot_dir=settings.snapshot_dir, items=items, force=force,
+        )
+        report = land_live_batch(con, raw_table=raw_table, batch_id=batch_id, batch=batch)
+    return report, batch.as_metadata()
+
+
+def query(sql: str, params=None) -> list[tuple]:
+    with connect(load_settings().warehouse_path) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def failures(raw_table: str) -> dict[str, str]:
+    return dict(query("select coalesce(record_key, location), reason from raw.ingest_failures where raw_table = ?", [raw_table]))
+
+
+# --- the fetcher on its own ---------------------------------------------------------------------
+
+
+def test_retry_after_and_ratelimit_headers_are_parsed():
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after_seconds("not a date") is None
+    assert ratelimit_reset_seconds('"api";r=0;t=55') == 55.0
+    assert ratelimit_reset_seconds('"api";r=12;t=55') is None
+    assert ratelimit_reset_seconds('"api";r=0;t=5, "resolvers";r=0;t=20') == 20.0
+
+
+def test_429_waits_as_long_as_retry_after_says_then_succeeds(server: FakeSources):
+    server.fail(OPENROUTER_PATH, Fault.rate_limited(retry_after="1"))
+    with fetcher_for(server) as fetcher:
+        started = time.monotonic()
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+        elapsed = time.monotonic() - started
+    assert isinstance(outcome, Fetched) and outcome.retries == 1
+    assert elapsed >= 1.0
+    assert len(server.requests_to(OPENROUTER_PATH)) == 2
+
+
+def test_hub_ratelimit_header_sets_the_wait(server: FakeSources):
+    waits: list[float] = []
+    server.fail(LITELLM_PATH, Fault.rate_limited(ratelimit='"api";r=0;t=2'))
+    with fetcher_for(server, sleep=waits.append) as fetcher:
+        outcome = fetcher.get(server.url(LITELLM_PATH))
+    assert isinstance(outcome, Fetched) and outcome.retries == 1
+    assert max(waits) >= 2.0
+
+
+def test_a_wait_longer_than_allowed_fails_fast_instead_of_hanging(server: FakeSources):
+    server.always(LITELLM_PATH, Fault.rate_limited(retry_after="3600"))
+    with fetcher_for(server, sleep=lambda _s: None) as fetcher:
+        outcome = fetcher.get(server.url(LITELLM_PATH))
+    assert isinstance(outcome, FetchFailed) and outcome.status == 429
+    assert "3600s" in outcome.reason
+    assert len(server.requests_to(LITELLM_PATH)) == 1
+
+
+def test_500_then_success_is_retried_with_growing_backoff(server: FakeSources):
+    waits: list[float] = []
+    server.fail(OPENROUTER_PATH, Fault.status_code(500), Fault.status_code(503))
+    with fetcher_for(server, sleep=waits.append) as fetcher:
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+        assert fetcher.retries == 2
+    assert isinstance(outcome, Fetched) and outcome.retries == 2
+    assert len(waits) == 2 and 0.005 <= waits[0] <= 0.01 and 0.01 <= waits[1] <= 0.02
+
+
+def test_persistent_5xx_fails_with_status_after_max_attempts(server: FakeSources):
+    server.always(OPENROUTER_PATH, Fault.status_code(502))
+    with fetcher_for(server) as fetcher:
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+    assert isinstance(outcome, FetchFailed)
+    assert outcome.status == 502 and outcome.retries == 2
+    assert "server error (HTTP 502)" in outcome.reason and "3 attempts" in outcome.reason
+
+
+def test_a_stalled_response_times_out_and_is_retried(server: FakeSources):
+    server.fail(OPENROUTER_PATH, Fault.stall(1.5))
+    with fetcher_for(server) as fetcher:
+        started = time.monotonic()
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+    assert isinstance(outcome, Fetched) and outcome.retries == 1
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_server_that_always_stalls_is_a_timeout_failure(server: FakeSources):
+    server.always(OPENROUTER_PATH, Fault.stall(2))
+    with fetcher_for(server, HttpPolicy(**{**FAST.__dict__, "timeout_s": 0.2, "max_attempts": 2})) as fetcher:
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+    assert isinstance(outcome, FetchFailed) and "timed out" in outcome.reason and outcome.retries == 1
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_an_oversized_body_is_refused_without_retrying(server: FakeSources, declare_length: bool):
+    server.always(OPENROUTER_PATH, Fault.oversized(3 * 1024 * 1024, declare_length=declare_length))
+    policy = HttpPolicy(**{**FAST.__dict__, "max_bytes": 1024 * 1024})
+    with fetcher_for(server, policy) as fetcher:
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+    assert isinstance(outcome, FetchFailed) and "1048576-byte cap" in outcome.reason
+    assert outcome.retries == 0
+    assert ("streaming" in outcome.reason) is not declare_length
+
+
+def test_a_cut_connection_is_retried_then_reported(server: FakeSources):
+    server.always(OPENROUTER_PATH, Fault.cut_connection())
+    with fetcher_for(server) as fetcher:
+        outcome = fetcher.get(server.url(OPENROUTER_PATH))
+    assert isinstance(outcome, FetchFailed) and "connection problem" in outcome.reason
+    assert outcome.retries == 2
+
+
+def test_redirects_are_followed_only_to_allowed_hosts(server: FakeSources):
+    server.fail(LITELLM_PATH, Fault.redirect(OPENROUTER_PATH, status=307))
+    server.fail(GENAI_PATH, Fault.redirect(f"http://localhost:{server.port}{OPENROUTER_PATH}"))
+    with fetcher_for(server) as fetcher:
+        followed = fetcher.get(server.url(LITELLM_PATH))
+        refused = fetcher.get(server.url(GENAI_PATH))
+        foreign = fetcher.get(f"http://localhost:{server.port}{OPENROUTER_PATH}")
+    assert isinstance(followed, Fetched) and followed.url == server.url(LITELLM_PATH)
+    assert json.loads(followed.content)["data"]  # the OpenRouter body, reached through the redirect
+    assert isinstance(refused, FetchFailed) and "'localhost', which is not allowed" in refused.reason
+    assert isinstance(foreign, FetchFailed) and "not an allowed source host" in foreign.reason
+    assert [r.host for r in server.requests if r.host.startswith("localhost")] == []
+
+
+def test_conditional_get_answers_not_modified(server: FakeSources):
+    with fetcher_for(server) as fetcher:
+        first = fetcher.get(server.url(OPENROUTER_PATH))
+        assert isinstance(first, Fetched) and first.etag
+        second = fetcher.get(server.url(OPENROUTER_PATH), etag=first.etag)
+    assert isinstance(second, NotModified) and second.etag == first.etag
+    assert server.requests_to(OPENROUTER_PATH)[1].headers["if-none-match"] == first.etag
+
+
+def test_the_token_goes_to_the_hub_host_only_and_never_into_outcomes_or_logs(server: FakeSources, caplog):
+    caplog.set_level(logging.DEBUG)
+    server.add_model("meta-llama/Llama-3.2-3B", gated="manual")
+    server.always(LITELLM_PATH, Fault.status_code(500, body=TOKEN.encode()))
+    config_path = f"/meta-llama/Llama-3.2-3B/resolve/{'a' * 40}/config.json"
+    fetcher = HttpFetcher(FAST, allowed_hosts={"127.0.0.1", "localhost"}, hf_host="127.0.0.1", hf_token=Secret(TOKEN))
+    with fetcher:
+        gated = fetcher.get(server.url(config_path))
+        elsewhere = fetcher.get(f"http://localhost:{server.port}{OPENROUTER_PATH}")
+        failed = fetcher.get(server.url(LITELLM_PATH))
+    assert isinstance(gated, Fetched)
+    assert server.requests_to(config_path)[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert isinstance(elsewhere, Fetched)
+    assert "authorization" not in server.requests_to(OPENROUTER_PATH)[0].headers
+    assert isinstance(failed, FetchFailed)
+    for text in (repr(gated), repr(elsewhere), repr(failed), failed.reason, repr(fetcher), caplog.text):
+        assert TOKEN not in text
+
+
+# --- live units landed ----------------------------------------------------------------------------
+
+
+def test_hf_models_land_with_model_info_and_a_second_run_lands_nothing(server: FakeSources, live_env: Path):
+    server.models["Qwen/Qwen3-0.6B"].parameters = 596_049_920
+    report, meta = run_live("hf_model_configs")
+    assert report.records_landed == len(SMALL_MODELS) and not report.failures
+    record = json.loads(query("select record from raw.hf_model_configs where record_key = 'Qwen/Qwen3-0.6B'")[0][0])
+    assert record["model_info"] == {
+        "sha": "1" * 40, "lastModified": "2026-11-20T10:00:00.000Z", "gated": False,
+        "license": "apache-2.0", "safetensors_total": 596_049_920,
+    }
+    assert record["config"]["model_type"] == "qwen3"
+    nvfp4 = json.loads(query("select record from raw.hf_model_configs where record_key = 'nvidia/DeepSeek-V3.1-NVFP4'")[0][0])
+    assert nvfp4["quant_config"]["quantization"]["quant_algo"] == "NVFP4"
+    assert query("select distinct location from raw.hf_model_configs where record_key = 'microsoft/phi-2'") == [
+        (f"{server.base_url}/microsoft/phi-2/resolve/{'1' * 40}",)
+    ]
+
+    configs_before = len([p for p in server.paths_requested() if "/resolve/" in p])
+    report, meta = run_live("hf_model_configs", batch_id="batch-2")
+    assert report.records_landed == 0 and report.files_seen == 0
+    assert meta["items_unchanged_at_source"] == len(SMALL_MODELS)
+    assert len([p for p in server.paths_requested() if "/resolve/" in p]) == configs_before
+
+
+def test_a_changed_sha_refetches_only_that_model(server: FakeSources, live_env: Path):
+    run_live("hf_model_configs")
+    server.models["Qwen/Qwen2.5-1.5B"].sha = "2" * 40
+    report, _ = run_live("hf_model_configs", batch_id="batch-2")
+    assert report.records_landed == 1
+    assert query("select record_key from raw.hf_model_configs where batch_id = 'batch-2'") == [("Qwen/Qwen2.5-1.5B",)]
+    resolved_again = [p for p in server.paths_requested() if f"/resolve/{'2' * 40}/" in p]
+    assert resolved_again == ["/Qwen/Qwen2.5-1.5B/resolve/" + "2" * 40 + "/config.json"]
+
+
+def test_optional_files_absent_from_the_listing_are_probed_and_404_means_absent(server: FakeSources, live_env: Path):
+    for model in server.models.values():
+        model.list_siblings = False
+    report, _ = run_live("hf_model_configs")
+    assert report.records_landed == len(SMALL_MODELS) and not report.failures
+    phi2 = json.loads(query("select record from raw.hf_model_configs where record_key = 'microsoft/phi-2'")[0][0])
+    assert phi2["quant_config"] is None and phi2["safetensors_metadata"] is None
+
+
+def test_bad_models_are_recorded_and_good_ones_land(server: FakeSources, live_env: Path, monkeypatch):
+    sha = "1" * 40
+    live_env.write_text(
+        "models:\n"
+        + "".join(f"  - {repo}\n" for repo in SMALL_MODELS)
+        + "  - meta-llama/Llama-3.2-3B\n  - nobody/does-not-exist\n  - ../../etc/passwd\n  - \"x/y;drop table raw.hf_model_configs\"\n"
+    )
+    server.add_model("meta-llama/Llama-3.2-3B", sha=sha, gated="manual")
+    server.always(f"/Qwen/Qwen3-0.6B/resolve/{sha}/config.json", Fault.html())
+    server.always(f"/Qwen/Qwen2.5-1.5B/resolve/{sha}/config.json", Fault.truncated_json())
+    server.fail("/api/models/microsoft/phi-2", Fault.rate_limited(retry_after="0"), Fault.status_code(500))
+    server.always(f"/nvidia/DeepSeek-V3.1-NVFP4/resolve/{sha}/hf_quant_config.json", Fault.status_code(503))
+
+    report, meta = run_live("hf_model_configs")
+
+    assert query("select record_key from raw.hf_model_configs") == [("microsoft/phi-2",)]
+    reasons = failures("hf_model_configs")
+    assert "gated or unauthorised (HTTP 401)" in reasons["meta-llama/Llama-3.2-3B"]
+    assert reasons["nobody/does-not-exist"].startswith("not found (HTTP 404)")
+    assert "HTML page" in reasons["Qwen/Qwen3-0.6B"]
+    assert "malformed JSON" in reasons["Qwen/Qwen2.5-1.5B"]
+    assert "server error (HTTP 503)" in reasons["nvidia/DeepSeek-V3.1-NVFP4"]
+    assert reasons["'../../etc/passwd'"] == "not a valid Hugging Face repo id (owner/name)"
+    assert "'x/y;drop table raw.hf_model_configs'" in reasons
+    assert meta["http_retries"] >= 2 + 2  # phi-2's 429 and 500, DeepSeek's two 503 retries
+    assert not any("etc/passwd" in path or "drop" in path for path in server.paths_requested())
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    report, _ = run_live("hf_model_configs", batch_id="batch-2")
+    assert query("select record_key from raw.hf_model_configs where batch_id = 'batch-2'") == [("meta-llama/Llama-3.2-3B",)]
+
+
+def test_prices_land_then_come_back_not_modified(server: FakeSources, live_env: Path):
+    for table, expected in [("openrouter_models", 414), ("litellm_prices", 300), ("genai_prices", 100), ("gpu_rental_prices", 100)]:
+        report, meta = run_live(table)
+        assert report.records_landed >= expected, table
+        again, meta = run_live(table, batch_id="batch-2")
+        assert again.records_landed == 0 and again.files_seen == 0, table
+        assert meta["items_unchanged_at_source"] == meta["items_checked"]
+    assert server.requests_to(OPENROUTER_PATH)[-1].headers.get("if-none-match")
+
+
+def test_changed_price_file_lands_again(server: FakeSources, live_env: Path):
+    run_live("openrouter_models")
+    document = json.loads((Path(__file__).resolve().parents[1].parent / "shared/data/prices/openrouter_api_v1_models_2026-08-19.json").read_bytes())
+    document["data"][0]["pricing"]["prompt"] = "0.000001"
+    server.bodies[OPENROUTER_PATH] = json.dumps(document).encode()
+    report, _ = run_live("openrouter_models", batch_id="batch-2")
+    assert report.records_landed == len(document["data"])
+
+
+def test_bad_price_bodies_are_failures_and_are_fetched_again_next_time(server: FakeSources, live_env: Path):
+    server.fail(LITELLM_PATH, Fault.html())
+    server.fail(OPENROUTER_PATH, Fault.truncated_json())
+    server.fail(skypilot_path("vast"), Fault.redirect("http://evil.example/vms.csv"))
+    run_live("litellm_prices")
+    run_live("openrouter_models")
+    rental, _ = run_live("gpu_rental_prices")
+    reasons = failures("litellm_prices") | failures("openrouter_models") | failures("gpu_rental_prices")
+    assert "HTML page" in reasons[server.url(LITELLM_PATH)]
+    assert "malformed JSON" in reasons[server.url(OPENROUTER_PATH)]
+    assert "'evil.example', which is not allowed" in reasons[server.url(skypilot_path("vast"))]
+    assert rental.records_landed > 0  # lambda's catalog landed beside vast's failure
+    assert query("select count(*) from raw.http_cache where url = ?", [server.url(LITELLM_PATH)]) == [(0,)]
+
+    report, meta = run_live("litellm_prices", batch_id="batch-2")
+    assert report.records_landed == 300 and meta["items_unchanged_at_source"] == 0
+
+
+def test_token_never_leaks_into_warehouse_logs_or_metadata(server: FakeSources, live_env: Path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    server.add_model("meta-llama/Llama-3.2-3B", gated="manual")
+    live_env.write_text("models:\n  - meta-llama/Llama-3.2-3B\n  - Qwen/Qwen3-0.6B\n  - nobody/missing\n")
+    server.always("/api/models/Qwen/Qwen3-0.6B", Fault.status_code(500, body=f"debug: {TOKEN}".encode()))
+    report, meta = run_live("hf_model_configs")
+    assert report.records_landed == 1
+    dumped = json.dumps(query("select * from raw.ingest_failures"), default=str)
+    dumped += json.dumps(query("select * from raw.hf_model_configs"), default=str)
+    dumped += json.dumps(report.as_metadata()) + json.dumps(meta) + " ".join(map(str, report.failures))
+    dumped += repr(LiveConfig.from_env()) + caplog.text
+    assert TOKEN not in dumped
+    assert "Secret('***')" in repr(LiveConfig.from_env())
+
+
+def test_watchlist_validation():
+    assert is_valid_repo_id("Qwen/Qwen3-0.6B")
+    for bad in ["Qwen", "a/b/c", "../x", "a/..b", "-a/b", "a/b c", "a/b?x=1", "a/b%2F", "", None, 5, "a/" + "b" * 97]:
+        assert not is_valid_repo_id(bad), bad
+
+
+def test_the_bundled_watchlist_is_valid():
+    watchlist = read_watchlist(Path(__file__).resolve().parents[1] / "pipelines" / "watchlist.yaml")
+    assert len(watchlist.models) >= 100 and not watchlist.rejected
+    assert "Qwen/Qwen3-32B-FP8-Static-PerTensor" not in watchlist.models

@@ -1,0 +1,143 @@
+"""The whole graph materialised in-process on the bundled snapshot into a temporary directory.
+
+Real parts only: real DuckDB files, a real dbt build, a real (temporary) Dagster instance, the
+real Great Expectations suites. Expected values cite their source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.publishing import PUBLISHED_TABLES
+from pipelines.settings import SNAPSHOT_DIR
+
+
+def run_pipeline(data_dir: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    os.environ["FITATLAS_DATA_DIR"] = str(data_dir)
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory):
+    data_dir = tmp_path_factory.mktemp("data")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_pipeline(data_dir, instance)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        yield data_dir, instance, result
+
+
+def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def snapshot_model_ids() -> set[str]:
+    listing = json.loads((SNAPSHOT_DIR / "hf" / "models.json").read_text())
+    entries = listing.get("models", listing) if isinstance(listing, dict) else listing
+    return {entry["model_id"] for entry in entries}
+
+
+def test_all_six_tables_are_published_and_exported(published):
+    data_dir, _, _ = published
+    db = data_dir / "published.duckdb"
+    tables = {row[0] for row in query(db, "select table_name from information_schema.tables")}
+    assert set(PUBLISHED_TABLES) <= tables
+    for table in PUBLISHED_TABLES:
+        assert query(db, f"select count(*) from {table}")[0][0] > 0, table
+        assert (data_dir / "published" / "current" / f"{table}.parquet").exists()
+
+
+def test_every_snapshot_model_is_published_or_reported_unsupported(published):
+    data_dir, _, _ = published
+    db = data_dir / "published.duckdb"
+    published_models = {row[0] for row in query(db, "select model_id from models")}
+    unsupported = {row[0] for row in query(data_dir / "warehouse.duckdb", "select model_id from marts.unsupported_models")}
+    assert published_models | unsupported == snapshot_model_ids()
+    assert len(published_models) >= 60
+    in_matrix = {row[0] for row in query(db, "select distinct model_id from fit_matrix")}
+    recommended = {row[0] for row in query(db, "select distinct model_id from recommendations")}
+    assert in_matrix == published_models
+    assert recommended == published_models
+
+
+def test_every_gpu_is_in_the_fit_matrix(published):
+    data_dir, _, _ = published
+    db = data_dir / "published.duckdb"
+    gpus = {row[0] for row in query(db, "select gpu_id from gpus")}
+    assert len(gpus) >= 40
+    assert {row[0] for row in query(db, "select distinct gpu_id from fit_matrix")} == gpus
+
+
+def test_published_architecture_values(published):
+    data_dir, _, _ = published
+    db = data_dir / "published.duckdb"
+    # Llama-3.1-405B config.json: num_hidden_layers 126, num_key_value_heads 8, head_dim 16384/128 = 128;
+    # KV bytes/token = 126 layers x 8 heads x 128 x 2 (K,V) x 2 bytes = 516,096.
+    layers, kv = query(db, "select num_layers, kv_bytes_per_token_bf16 from models where model_id = 'meta-llama/Meta-Llama-3.1-405B'")[0]
+    assert (layers, kv) == (126, 516_096)
+    # Llama-3.1-8B: 8,030,261,248 parameters (safetensors total quoted in the model card; the
+    # transformers meta-device count in tests/oracle/param_counts.csv agrees).
+    assert query(db, "select params_total from models where model_id = 'meta-llama/Meta-Llama-3.1-8B'")[0][0] == 8_030_261_248
+
+
+def test_instruct_release_tracked_through_its_base_config(published):
+    data_dir, _, _ = published
+    db = data_dir / "published.duckdb"
+    # Llama-3.1-405B-Instruct's architecture is the base's (snapshot_tool.SAME_ARCHITECTURE_VARIANTS).
+    rows = query(db, "select num_layers, kv_bytes_per_token_bf16 from models where model_id = 'meta-llama/Llama-3.1-405B-Instruct'")
+    assert rows == [(126, 516_096)]
+    assert query(db, "select count(*) from recommendations where model_id = 'meta-llama/Llama-3.1-405B-Instruct'")[0][0] >= 3
+    providers = {row[0] for row in query(db, "select provider from provider_prices where model_id = 'meta-llama/Llama-3.1-405B-Instruct'")}
+    assert len(providers) >= 3
+
+
+def test_publication_is_recorded_as_auto_approved(published):
+    data_dir, _, result = published
+    rows = query(data_dir / "published.duckdb", "select batch_id, approval_kind, approved_by, checks_failed, checks_passed from publications")
+    assert rows == [(result.run_id, "auto", "fitatlas:auto", 0, rows[0][4])]
+    assert rows[0][4] > 0
+
+
+def test_failing_blocking_check_leaves_previous_publication_untouched(published, tmp_path):
+    data_dir, instance, _ = published
+    db = data_dir / "published.duckdb"
+    before = db.read_bytes()
+    # Land a spec sheet claiming 8,000 GB of memory for a GPU: the gpus suite rejects memory above 2 TB.
+    sheets = tmp_path / "spec_sheets"
+    sheets.mkdir()
+    for sheet in (SNAPSHOT_DIR / "spec_sheets").rglob("*"):
+        if sheet.is_file():
+            target = sheets / sheet.relative_to(SNAPSHOT_DIR / "spec_sheets")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(sheet.read_bytes())
+    # ml-engineering's memory table is the first-priority memory source (seed gpu_spec_source_priority).
+    memory_sheet = sheets / "ml-engineering_accelerator_memory.csv"
+    text = memory_sheet.read_text()
+    assert "NVIDIA H100 SXM,80,HBM3,3.35" in text
+    memory_sheet.write_text(text.replace("NVIDIA H100 SXM,80,HBM3,3.35", "NVIDIA H100 SXM,8000,HBM3,3.35"))
+    os.environ["FITATLAS_SPEC_SHEETS_DIR"] = str(sheets)
+    try:
+        result = run_pipeline(data_dir, instance)
+    finally:
+        del os.environ["FITATLAS_SPEC_SHEETS_DIR"]
+    checks = {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["gpus"] is False
+    assert not any(e.asset_key == dg.AssetKey("publication") for e in result.get_asset_materialization_events())
+    assert db.read_bytes() == before
+    failing = query(
+        data_dir / "batches" / f"{result.run_id}.duckdb",
+        "select row_data from failing_rows where table_name = 'gpus' and expectation like '%memory_gb%' and expectation like '%between%'",
+    )
+    assert [json.loads(row[0])["gpu_id"] for row in failing] == ["nvidia-h100-sxm-80gb"]
+    assert json.loads(failing[0][0])["memory_gb"] > 2000
