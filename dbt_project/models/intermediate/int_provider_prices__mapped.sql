@@ -32,6 +32,14 @@ tracked_models as (
     inner join {{ ref('stg_hf__model_configs') }} as tracked using (model_id)
 ),
 
+-- An alias counts only while its model is tracked and landed: a model held back by a failed fetch
+-- leaves its prices unmapped (and visible to reviewers) instead of pointing at a missing model.
+tracked_aliases as (
+    select aliases.source, aliases.provider_model_id, aliases.model_id
+    from {{ ref('provider_model_aliases') }} as aliases
+    inner join {{ ref('stg_hf__model_configs') }} as tracked using (model_id)
+),
+
 unique_names as (
     select name_key, any_value(model_id) as model_id
     from tracked_models
@@ -56,7 +64,7 @@ select
         when by_name.model_id is not null then 'unique_name'
     end as mapping_rule
 from keyed
-left join {{ ref('provider_model_aliases') }} as aliases
+left join tracked_aliases as aliases
     on aliases.source = keyed.source and aliases.provider_model_id = keyed.provider_model_id
 left join tracked_models as by_repo_id
     on by_repo_id.model_id_key = lower(keyed.hf_repo_id_candidate)

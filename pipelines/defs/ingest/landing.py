@@ -1,7 +1,8 @@
 """Append-only landing of fetched files into raw tables, with provenance and without losing anything.
 
-A file whose exact content (same source, location and sha256) already landed is skipped, so a rerun
-over unchanged sources lands nothing. A file that cannot be parsed, or a bad item inside a good
+A file whose content equals the latest landing from the same source and location (same sha256) is
+skipped, so a rerun over unchanged sources lands nothing; content that changes back to an earlier
+version lands again, since it is news relative to what staging reads. A file that cannot be parsed, or a bad item inside a good
 file, is written to `raw.ingest_failures` with the reason; the good items still land.
 """
 
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.defs.ingest.formats import ParsedFile, Parser
 from pipelines.defs.ingest.records import SourceFormatError
@@ -89,38 +91,40 @@ def land_units(
     for unit in units:
         source, fetched = unit.source, unit.fetched
         report.files_seen += 1
-        already = con.execute(
-            f"select 1 from raw.{raw_table} where source = ? and location = ? and content_sha256 = ? limit 1",
-            [source, fetched.location, fetched.sha256],
+        latest = con.execute(
+            f"select content_sha256 from raw.{raw_table} where source = ? and location = ? "
+            "order by fetched_at desc, batch_id desc limit 1",
+            [source, fetched.location],
         ).fetchone()
-        if already:
+        if latest and latest[0] == fetched.sha256:
             report.files_unchanged += 1
             continue
         try:
             parsed = unit.parse(fetched.content, fetched.location)
         except SourceFormatError as error:
             parsed = ParsedFile(records=[], failures=[error])
-        rows = [
-            (
-                batch_id,
-                source,
-                fetched.location,
-                fetched.fetched_at.replace(tzinfo=None),
-                fetched.sha256,
-                len(fetched.content),
-                record.record_key,
-                json.dumps(_json_safe(record.record), sort_keys=True, allow_nan=False, default=str),
-            )
-            for record in parsed.records
-        ]
+        rows = pa.table(
+            {
+                "record_key": [record.record_key for record in parsed.records],
+                "record": [
+                    json.dumps(_json_safe(record.record), sort_keys=True, allow_nan=False, default=str)
+                    for record in parsed.records
+                ],
+            }
+        )
         con.execute("begin")
-        if rows:
-            con.executemany(f"insert into raw.{raw_table} values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if rows.num_rows:
+            con.register("_landing", rows)
+            con.execute(
+                f"insert into raw.{raw_table} select ?, ?, ?, ?, ?, ?, record_key, record::json from _landing",
+                [batch_id, source, fetched.location, fetched.fetched_at.replace(tzinfo=None), fetched.sha256, len(fetched.content)],
+            )
+            con.unregister("_landing")
         for failure in parsed.failures:
             record_failure(con, batch_id=batch_id, raw_table=raw_table, source=source, failure=failure)
         con.execute("commit")
-        report.records_landed += len(rows)
-        report.bytes_landed += len(fetched.content) if rows else 0
+        report.records_landed += rows.num_rows
+        report.bytes_landed += len(fetched.content) if rows.num_rows else 0
         report.failures.extend(parsed.failures)
     return report
 
