@@ -27,6 +27,7 @@ AUDITED_SOURCES: dict[str, str] = {
     "where model_id in (select model_id from warehouse.marts.models)",
     "fit_matrix": "select * from warehouse.sizing.fit_matrix",
     "recommendations": "select * from warehouse.sizing.recommendations",
+    "unsupported_models": "select * from warehouse.marts.unsupported_models",
 }
 AUDITED_TABLES: tuple[str, ...] = tuple(AUDITED_SOURCES)
 
