@@ -76,7 +76,6 @@ UNSUPPORTED: dict[str, str] = {
     "kimi_linear": "KDA linear-attention accounting not implemented",
     "minimax_m3": "sparse-attention indexer and gemma-style norms have no transformers class to check against",
     "nemotron-nas": "DeciLM per-layer block_configs (variable FFN multipliers, no-op attention) not accounted yet",
-    "phi-msft": "pre-transformers Phi remote-code config (no layer_norm/partial_rotary fields in HF names)",
 }
 
 
@@ -731,7 +730,8 @@ def classic(cfg: HFConfig, mt: str) -> Layout:
             acc.add("lm_head.weight", vocab * hidden, LM_HEAD)
     elif mt == "phi":
         kv_heads = _gqa_kv(cfg, heads)
-        inter = cfg.int("intermediate_size")
+        # phi-msft leaves n_inner null, which its modeling code reads as 4 x n_embd.
+        inter = 4 * hidden if cfg.model_type == "phi-msft" and cfg.get("intermediate_size") is None else cfg.int("intermediate_size")
         acc.add("embed_tokens.weight", vocab * hidden, EMBED)
         for i in range(layers):
             p = f"layers.{i}"
@@ -1024,6 +1024,11 @@ def build(cfg: HFConfig) -> Layout:
         builder = standard
     elif mt in _CLASSIC:
         builder = classic
+    elif mt == "phi-msft":
+        # microsoft/phi-2's original remote-code config (MixFormer): the same modules as
+        # transformers' PhiForCausalLM under older names (Wqkv = q/k/v with bias, out_proj = dense,
+        # lm.ln + lm.linear with bias = final_layernorm + lm_head), so it is accounted as `phi`.
+        builder, mt = classic, "phi"
     elif mt == "jamba":
         builder = jamba
     else:

@@ -65,6 +65,9 @@ def test_oracle_covers_most_configs():
         ("deepseek-ai__DeepSeek-V3", 671_026_404_352, 37_552_282_624),
         # Mixtral paper: 46.7B total, 12.9B active (2 of 8 experts).
         ("mistralai__Mixtral-8x7B-v0.1", 46_702_792_704, 12_879_925_248),
+        # microsoft/phi-2's original remote-code (phi-msft) config; the published total
+        # 2,779,683,840 equals transformers' PhiForCausalLM count (tests/oracle/param_counts_extra.csv).
+        ("microsoft__phi-2", 2_779_683_840, 2_779_683_840),
     ],
 )
 def test_anchor_counts(model_dir, total, active):
