@@ -28,10 +28,15 @@ def run_pipeline(data_dir: Path, instance: dg.DagsterInstance) -> dg.ExecuteInPr
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("data")
+    previous = os.environ.get("FITATLAS_DATA_DIR")
     with dg.DagsterInstance.ephemeral() as instance:
         result = run_pipeline(data_dir, instance)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         yield data_dir, instance, result
+    if previous is None:
+        os.environ.pop("FITATLAS_DATA_DIR", None)
+    else:
+        os.environ["FITATLAS_DATA_DIR"] = previous
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -141,3 +146,55 @@ def test_failing_blocking_check_leaves_previous_publication_untouched(published,
     )
     assert [json.loads(row[0])["gpu_id"] for row in failing] == ["nvidia-h100-sxm-80gb"]
     assert json.loads(failing[0][0])["memory_gb"] > 2000
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    from pipelines.cli import main
+
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_gpus_lists_the_published_gpus(published, capsys):
+    code, out, _ = run_cli(["gpus", "--json"], capsys)
+    gpus = {g["gpu_id"]: g for g in json.loads(out)}
+    assert code == 0 and len(gpus) >= 40
+    # aiconfigurator h100_sxm.yaml: mem_capacity 85,899,345,920 bytes (80 GiB) = 85.9 GB.
+    assert {k: gpus["nvidia-h100-sxm-80gb"][k] for k in ("vendor", "memory_gb")} == {"vendor": "NVIDIA", "memory_gb": 85.899}
+
+
+def test_cli_estimate_on_a_gpu(published, capsys):
+    config = SNAPSHOT_DIR / "hf" / "meta-llama__Meta-Llama-3.1-8B" / "config.json"
+    code, out, _ = run_cli(
+        ["estimate", "--config", str(config), "--gpu", "nvidia-h100-sxm-80gb", "--precision", "fp8",
+         "--context", "8192", "--json"],
+        capsys,
+    )
+    result = json.loads(out)
+    assert code == 0 and result["supported"] is True
+    assert result["params_total"] == 8_030_261_248
+    # 32 layers x 8 KV heads x 128 x 2 (K,V) x 2 bytes = 131,072 B/token; x 8,192 tokens.
+    assert (result["kv_bytes_per_token"], result["kv_bytes_per_seq"]) == (131_072, 131_072 * 8192)
+    for field in ("fits", "fit_class", "max_concurrent_seqs", "decode_tok_s", "decode_tok_s_batch1", "itl_ms", "ttft_ms", "cost_per_mtok_usd"):
+        assert result[field] is not None, field
+    assert result["fits"] is True and result["decode_tok_s"] > result["decode_tok_s_batch1"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["estimate", "--config", "/nonexistent/config.json"], "no such file"),
+        (["estimate", "--config", str(SNAPSHOT_DIR / "SNAPSHOT.json"), "--gpu", "no-such-gpu"], "unknown GPU id 'no-such-gpu'"),
+    ],
+)
+def test_cli_estimate_errors_name_the_item(published, capsys, args, message):
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and message in err
+
+
+def test_cli_estimate_rejects_bad_json(published, capsys, tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    code, _, err = run_cli(["estimate", "--config", str(bad)], capsys)
+    assert code == 2 and "not valid JSON" in err
