@@ -36,30 +36,25 @@ TRANSLATOR = FitAtlasDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_
 MODEL_MARTS = "models unsupported_models"
 
 
-@dbt_assets(
-    manifest=fitatlas_dbt_project.manifest_path,
-    project=fitatlas_dbt_project,
-    dagster_dbt_translator=TRANSLATOR,
-    exclude=MODEL_MARTS,
-    pool=WAREHOUSE_POOL,
-    name="dbt_staging_and_reference_marts",
-)
-def dbt_staging_and_reference_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    configure_environment()
-    yield from dbt.cli(["build"], context=context).stream()
+def build_dbt_assets(name: str, *, select: str = "fqn:*", exclude: str = "") -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=fitatlas_dbt_project.manifest_path,
+        project=fitatlas_dbt_project,
+        dagster_dbt_translator=TRANSLATOR,
+        select=select,
+        exclude=exclude,
+        pool=WAREHOUSE_POOL,
+        name=name,
+    )
+    def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        configure_environment()
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return _dbt
 
 
-@dbt_assets(
-    manifest=fitatlas_dbt_project.manifest_path,
-    project=fitatlas_dbt_project,
-    dagster_dbt_translator=TRANSLATOR,
-    select=MODEL_MARTS,
-    pool=WAREHOUSE_POOL,
-    name="dbt_model_marts",
-)
-def dbt_model_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    configure_environment()
-    yield from dbt.cli(["build"], context=context).stream()
+dbt_staging_and_reference_marts = build_dbt_assets("dbt_staging_and_reference_marts", exclude=MODEL_MARTS)
+dbt_model_marts = build_dbt_assets("dbt_model_marts", select=MODEL_MARTS)
 
 
 # The dbt installed beside this interpreter (the project's venv), whether or not it is on PATH.
