@@ -81,7 +81,6 @@ def resolve_kwargs(kwargs: dict[str, Any], run_query: Callable[[str], list[Any]]
 
 def validate_frame(suite: dict[str, Any], frame: pd.DataFrame, run_query: Callable[[str], list[Any]]) -> SuiteOutcome:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -92,7 +91,10 @@ def validate_frame(suite: dict[str, Any], frame: pd.DataFrame, run_query: Callab
         )
         for item in declared
     ]
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
         context.data_sources.add_pandas("audit")
         .add_dataframe_asset(suite["name"])
