@@ -1,6 +1,6 @@
-"""`fitatlas`: run the pipeline, list GPUs, size one config.
+"""`fitatlas`: run the pipeline, list GPUs, size one config, review and publish batches.
 
-Subcommands import only what they need: `estimate` and `gpus` never import Dagster.
+Subcommands import only what they need: `estimate`, `gpus` and `review` never import Dagster.
 """
 
 from __future__ import annotations
@@ -31,8 +31,28 @@ def prepare_dagster_home() -> Path:
     return home
 
 
+def run_lock_path(data_dir: Path) -> Path:
+    return data_dir / ".fitatlas-run.lock"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """One full pass, holding the data dir's run lock: two runs on one warehouse never overlap."""
+    from pipelines.publishing import exclusive_lock
+
     settings = configure_environment()
+    lock = run_lock_path(settings.data_dir)
+
+    def say_waiting() -> None:
+        print(f"fitatlas: another `fitatlas run` holds {lock}; waiting for it to finish", file=sys.stderr, flush=True)
+
+    try:
+        with exclusive_lock(lock, wait=not args.no_wait, on_wait=say_waiting):
+            return _run_pipeline(settings, args.log_level)
+    except BlockingIOError as error:
+        raise CliError(f"another `fitatlas run` is running on {settings.data_dir} (lock {lock}); retry later or drop --no-wait") from error
+
+
+def _run_pipeline(settings, log_level: str) -> int:
     prepare_dagster_home()
     import dagster as dg
 
@@ -42,11 +62,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = defs.resolve_job_def("full_pipeline").execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} (Dagster instance: {os.environ['DAGSTER_HOME']})")
+    _print_gate_outcome(result.run_id)
     print_summary(settings.published_path)
     return 0 if result.success else 1
+
+
+def _print_gate_outcome(batch_id: str) -> None:
+    from pipelines.review_ledger import get_batch
+
+    batch = get_batch(load_settings(), batch_id)
+    if batch is not None and batch.status == "held":
+        print(f"batch {batch_id} is held for review: `fitatlas review show {batch_id}`")
 
 
 def print_summary(published_path: Path) -> None:
@@ -148,12 +177,157 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reviewer(args: argparse.Namespace) -> str | None:
+    return args.reviewer or os.environ.get("FITATLAS_REVIEWER")
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    from pipelines.review import list_items
+
+    statuses = tuple(s for value in args.status or () for s in value.split(",") if s) or None
+    items = list_items(load_settings(), statuses)
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no batches" + (f" with status {', '.join(statuses)}" if statuses else ""))
+    for item in items:
+        checks = f"{item['checks_passed'] or 0} passed, {item['checks_failed'] or 0} failed, {item['checks_errored'] or 0} errored"
+        print(f"{item['batch_id']}  {item['status']:<10} {item['created_at']}  checks: {checks}")
+    return 0
+
+
+def cmd_review_show(args: argparse.Namespace) -> int:
+    from pipelines.review import show
+
+    report = show(load_settings(), args.batch_id)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    checks = report["checks"]
+    print(f"batch      {report['batch_id']}  ({report['status']})")
+    print(f"created    {report['created_at']}  run {report['run_id']}")
+    print(f"file       {report['batch_file']}")
+    print(f"content    sha256 {report['content_sha256']}" + ("" if report["content_unchanged"] else "  CHANGED SINCE FROZEN"))
+    print("rows       " + ", ".join(f"{t} {n:,}" for t, n in report["row_counts"].items()))
+    print(f"checks     {checks['passed'] or 0} passed, {checks['failed'] or 0} failed, {checks['errored'] or 0} errored")
+    for item in report["failed_expectations"]:
+        print(f"\n  {item['status'].upper()} {item['table']}: {item['expectation']}  ({item['unexpected_count']} unexpected)")
+        print(f"    why: {item['why']}")
+        if item["error"]:
+            print(f"    error: {item['error']}")
+        for row in item["sample_rows"]:
+            print(f"    row: {json.dumps(row, default=str)}")
+        print(f"    all rows: {item['all_rows_query']}")
+    print("\ndecisions" + ("" if report["decisions"] else "  none"))
+    for d in report["decisions"]:
+        print(f"  {d['decided_at']}  {d['decision']} by {d['reviewer']}: {d['reason']}  (content {d['content_sha256'][:12]})")
+    verdict = "yes" if report["publishable"] else "no"
+    print(f"\npublishable {verdict}: {report['publishable_reason']}")
+    if report["decidable"]:
+        print(f"decide     fitatlas review approve|reject {report['batch_id']} --reason TEXT [--reviewer NAME]")
+    return 0
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    from pipelines import review
+
+    decide = review.approve if args.review_command == "approve" else review.reject
+    decision = decide(load_settings(), args.batch_id, reviewer=_reviewer(args), reason=args.reason)
+    outcome = "approved: the approval sensor (or `fitatlas publish ID`) publishes it" if decision["decision"] == "approve" else "rejected: it will never be published"
+    print(f"batch {args.batch_id} {outcome} (by {decision['reviewer']} at {decision['decided_at']}, content {decision['content_sha256'][:12]})")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pipelines.publishing import PublicationRefused
+
+    settings = load_settings()
+    if args.rollback == bool(args.batch_id):
+        raise CliError("give either a BATCH_ID to publish or --rollback")
+    try:
+        if args.rollback:
+            return _rollback(settings, args)
+        return _publish_now(settings, args.batch_id)
+    except PublicationRefused as error:
+        raise CliError(str(error)) from error
+
+
+def _rollback(settings, args: argparse.Namespace) -> int:
+    from pipelines.publishing import read_publications, rollback
+    from pipelines.review import authorised_reviewer
+
+    reviewer = authorised_reviewer(_reviewer(args))
+    restored = rollback(settings, requested_by=reviewer)
+    current = read_publications(settings.published_path)[-1]
+    print(f"rolled back to publication {restored} (batch {current['batch_id']}), recorded as {current['publication_id']} by {reviewer}")
+    return 0
+
+
+def _publish_now(settings, batch_id: str) -> int:
+    """Run the `publish_batch` job in-process: the same gate and asset the approval sensor uses."""
+    from pipelines.gate import decide
+    from pipelines.review import require_batch
+
+    require_batch(settings, batch_id)
+    decision = decide(settings, batch_id)
+    if not decision.allowed:
+        raise CliError(f"not published: {decision.reason}")
+    prepare_dagster_home()
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.defs.publish.assets import BATCH_TAG
+
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("publish_batch").execute_in_process(
+            instance=instance, raise_on_error=False, tags={BATCH_TAG: batch_id}
+        )
+    if not result.success:
+        failures = [e.message for e in result.all_events if e.is_failure]
+        raise CliError(f"batch {batch_id} not published (run {result.run_id}): {'; '.join(failures) or 'run failed'}")
+    from pipelines.review_ledger import get_batch
+
+    batch = get_batch(settings, batch_id)
+    if batch.status != "published":
+        print(f"batch {batch_id} not published: its content is what BI already sees (run {result.run_id})")
+        return 0
+    print(f"published batch {batch_id} as {batch.publication_id} ({decision.reason}); run {result.run_id}")
+    return 0
+
+
+def _add_review_parser(sub) -> None:
+    review = sub.add_parser("review", help="the review queue: list, show, approve or reject batches")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    listing = review_sub.add_parser("list", help="batches and their status (held batches await review)")
+    listing.add_argument("--status", action="append", help="only these statuses (repeatable or comma-separated): held, approved, ...")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_review_list)
+    show = review_sub.add_parser("show", help="one batch: checks, failing rows, decisions, whether it can publish")
+    show.add_argument("batch_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_review_show)
+    for verb in ("approve", "reject"):
+        decide = review_sub.add_parser(verb, help=f"{verb} a held batch (reviewers in reviewers.yaml only)")
+        decide.add_argument("batch_id")
+        decide.add_argument("--reason", help="why (required)")
+        decide.add_argument("--reviewer", help="your name in reviewers.yaml (default: $FITATLAS_REVIEWER)")
+        decide.set_defaults(func=cmd_review_decide)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fitatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the whole pipeline once through Dagster and publish")
     run.add_argument("--log-level", default="WARNING", help="Dagster console log level (the full log is in the instance)")
+    run.add_argument("--no-wait", action="store_true", help="fail at once if another run holds the data dir instead of waiting")
     run.set_defaults(func=cmd_run)
+    _add_review_parser(sub)
+    publish = sub.add_parser("publish", help="publish an approved or passed batch now, or roll back to the previous publication")
+    publish.add_argument("batch_id", nargs="?")
+    publish.add_argument("--rollback", action="store_true", help="restore the publication before the current one")
+    publish.add_argument("--reviewer", help="who asks for the rollback (reviewers.yaml; default: $FITATLAS_REVIEWER)")
+    publish.set_defaults(func=cmd_publish)
     gpus = sub.add_parser("gpus", help="list the published GPUs")
     gpus.add_argument("--json", action="store_true")
     gpus.set_defaults(func=cmd_gpus)
@@ -174,9 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pipelines.review import ReviewError
+
     try:
         return args.func(args)
-    except CliError as error:
+    except (CliError, ReviewError) as error:
         print(f"fitatlas: {error}", file=sys.stderr)
         return 2
 

@@ -14,7 +14,9 @@ warnings.filterwarnings("error", category=DeprecationWarning, module=r"pipelines
 configure_environment()
 
 from pipelines.defs.ingest.assets import raw_assets  # noqa: E402
+from pipelines.defs.ingest.checks import ingest_checks  # noqa: E402
 from pipelines.defs.ingest.automation import ingest_jobs, ingest_schedules, ingest_sensors  # noqa: E402
+from pipelines.defs.publish.approval import approval_sensor, publish_batch_job  # noqa: E402
 from pipelines.defs.publish.assets import audited_batch, publication  # noqa: E402
 from pipelines.defs.quality.checks import suite_checks  # noqa: E402
 from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations  # noqa: E402
@@ -41,9 +43,9 @@ defs = dg.Definitions(
         audited_batch,
         publication,
     ],
-    asset_checks=suite_checks,
-    jobs=[full_pipeline, *ingest_jobs],
-    sensors=[*ingest_sensors],
+    asset_checks=[*suite_checks, *ingest_checks],
+    jobs=[full_pipeline, *ingest_jobs, publish_batch_job],
+    sensors=[*ingest_sensors, approval_sensor],
     schedules=[*ingest_schedules],
     resources={"dbt": dbt_resource},
 )

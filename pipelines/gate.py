@@ -2,15 +2,24 @@
 
 A batch publishes when every blocking check passed (approval `auto`), or when a named reviewer
 approved it and its content is still exactly what they approved (approval `reviewer`). Rejected
-batches, batches already published, and batches whose content changed after approval never do.
+batches, batches already published (or being published), batches older than the one BI sees now
+(superseded), and batches whose content changed after freezing or approval never do.
+`publishing.publish_batch` re-checks claim, order and content under its lock, so a decision that
+goes stale between `decide` and publication still cannot publish.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from pipelines.batches import batch_content_hash
+from pipelines.batches import batch_content_hash, batch_path
+from pipelines.publishing import (
+    Publication,
+    PublicationRefused,
+    newer_published_batch,
+    publish_batch,
+    recover_if_abandoned,
+)
 from pipelines.review_ledger import BatchRecord, decisions_for, get_batch
 from pipelines.settings import Settings
 
@@ -30,13 +39,25 @@ def decide(settings: Settings, batch_id: str) -> GateDecision:
     batch = get_batch(settings, batch_id)
     if batch is None:
         return GateDecision(False, f"batch {batch_id} is not in the ledger")
+    if batch.status == "publishing" and recover_if_abandoned(settings):
+        batch = get_batch(settings, batch_id)
     if batch.status == "published":
         return GateDecision(False, f"batch {batch_id} is already published ({batch.publication_id})", batch=batch)
+    if batch.status == "publishing":
+        return GateDecision(False, f"batch {batch_id} is being published by another process", batch=batch)
     if batch.status == "rejected":
         return GateDecision(False, f"batch {batch_id} was rejected", batch=batch)
+    if batch.status == "superseded":
+        return GateDecision(False, f"batch {batch_id} is superseded: a newer batch was published", batch=batch)
     if batch.status in ("pending", "held"):
         return GateDecision(False, f"batch {batch_id} is {batch.status}: it needs every check to pass or a reviewer's approval", batch=batch)
-    current_hash = batch_content_hash(Path(batch.path))
+    newer = newer_published_batch(settings, batch.seq)
+    if newer:
+        return GateDecision(False, f"batch {batch_id} is older than the published batch {newer}: publishing it would replace newer data", batch=batch)
+    path = batch_path(settings, batch_id)
+    if not path.exists():
+        return GateDecision(False, f"batch {batch_id}'s file {path} is missing", batch=batch)
+    current_hash = batch_content_hash(path)
     if current_hash != batch.content_sha256:
         return GateDecision(False, f"batch {batch_id} changed after it was frozen (content hash differs)", batch=batch)
     if batch.status == "passed":
@@ -49,3 +70,21 @@ def decide(settings: Settings, batch_id: str) -> GateDecision:
         return GateDecision(False, f"batch {batch_id} changed after {approval['reviewer']} approved it; approval void", batch=batch)
     return GateDecision(True, f"approved by {approval['reviewer']}: {approval['reason']}", "reviewer", approval["reviewer"], batch)
 
+
+def publish_if_allowed(settings: Settings, batch_id: str) -> tuple[GateDecision, Publication]:
+    """Publish a batch the gate lets through, recording the gate's approver; PublicationRefused if not."""
+    decision = decide(settings, batch_id)
+    if not decision.allowed:
+        raise PublicationRefused(decision.reason)
+    batch = decision.batch
+    published = publish_batch(
+        settings,
+        batch_file=batch_path(settings, batch_id),
+        batch_id=batch_id,
+        content_sha256=batch.content_sha256,
+        approved_by=decision.approved_by,
+        approval_kind=decision.approval_kind,
+        checks_passed=batch.checks_passed or 0,
+        checks_failed=(batch.checks_failed or 0) + (batch.checks_errored or 0),
+    )
+    return decision, published

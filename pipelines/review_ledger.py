@@ -46,8 +46,14 @@ SCHEMA = (
 )
 
 # pending: frozen, checks not finished; passed: every check passed; held: needs a reviewer;
-# approved / rejected: decided; published: made current.
-STATUSES = ("pending", "passed", "held", "approved", "rejected", "published")
+# approved / rejected: decided; publishing: claimed by one publisher; published: made current;
+# superseded: approved or passed, but a newer batch was published first, so it never will be.
+STATUSES = ("pending", "passed", "held", "approved", "rejected", "publishing", "published", "superseded")
+PUBLISHABLE_STATUSES = ("passed", "approved")
+
+
+class LedgerConflict(RuntimeError):
+    """The batch was not in the status a transition requires (another process moved it first)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class BatchRecord:
     failed_checks: list[dict]
     status: str
     publication_id: str | None
+    seq: int = 0  # registration order (SQLite rowid): a larger seq is a newer batch
 
 
 def ledger_path(settings: Settings) -> Path:
@@ -113,14 +120,15 @@ def record_check_outcome(settings: Settings, *, batch_id: str, passed: int, fail
 
 def get_batch(settings: Settings, batch_id: str) -> BatchRecord | None:
     with open_ledger(settings) as con:
-        row = con.execute("select * from batches where batch_id = ?", [batch_id]).fetchone()
-        columns = [c[0] for c in con.execute("select * from batches limit 0").description]
+        cursor = con.execute("select rowid as seq, * from batches where batch_id = ?", [batch_id])
+        columns = [c[0] for c in cursor.description]
+        row = cursor.fetchone()
     return _to_record(dict(zip(columns, row))) if row else None
 
 
 def list_batches(settings: Settings, statuses: tuple[str, ...] | None = None) -> list[BatchRecord]:
     with open_ledger(settings) as con:
-        cursor = con.execute("select * from batches order by created_at, batch_id")
+        cursor = con.execute("select rowid as seq, * from batches order by rowid")
         columns = [c[0] for c in cursor.description]
         rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
     records = [_to_record(row) for row in rows]
@@ -128,14 +136,24 @@ def list_batches(settings: Settings, statuses: tuple[str, ...] | None = None) ->
 
 
 def record_decision(settings: Settings, *, batch_id: str, decision: str, reviewer: str, reason: str, content_sha256: str, failed_checks: list[dict]) -> None:
+    """Record a reviewer's decision on a held batch; raises LedgerConflict if it is no longer held.
+
+    The status change and the decision row are one transaction, with the `held` status compared
+    and set in it, so two reviewers deciding at once cannot both succeed.
+    """
     new_status = {"approve": "approved", "reject": "rejected"}[decision]
     with open_ledger(settings) as con:
         con.execute("begin immediate")
+        changed = con.execute(
+            "update batches set status = ? where batch_id = ? and status = 'held'", [new_status, batch_id]
+        ).rowcount
+        if changed != 1:
+            con.execute("rollback")
+            raise LedgerConflict(f"batch {batch_id} is no longer held")
         con.execute(
             "insert into decisions (batch_id, decision, reviewer, reason, decided_at, content_sha256, failed_checks) values (?, ?, ?, ?, ?, ?, ?)",
             [batch_id, decision, reviewer, reason, _now(), content_sha256, json.dumps(failed_checks)],
         )
-        con.execute("update batches set status = ? where batch_id = ?", [new_status, batch_id])
         con.execute("commit")
 
 
@@ -146,9 +164,46 @@ def decisions_for(settings: Settings, batch_id: str) -> list[dict]:
         return [dict(zip(columns, row)) | {"failed_checks": json.loads(row[columns.index("failed_checks")])} for row in cursor.fetchall()]
 
 
+def claim_for_publication(settings: Settings, batch_id: str) -> None:
+    """Compare-and-set passed/approved -> publishing: of several publishers of one batch, one wins.
+
+    Raises LedgerConflict for the others (and for a batch that is not publishable at all).
+    """
+    with open_ledger(settings) as con:
+        changed = con.execute(
+            "update batches set status = 'publishing' where batch_id = ? and status in ('passed', 'approved')", [batch_id]
+        ).rowcount
+    if changed != 1:
+        batch = get_batch(settings, batch_id)
+        raise LedgerConflict(f"batch {batch_id} is {batch.status if batch else 'not in the ledger'}, not passed or approved")
+
+
+def release_claim(settings: Settings, batch_id: str) -> None:
+    """Undo a publication claim whose publication did not happen (its publisher failed or died)."""
+    with open_ledger(settings) as con:
+        con.execute(
+            """update batches set status = case when exists (
+                   select 1 from decisions d where d.batch_id = batches.batch_id and d.decision = 'approve')
+               then 'approved' else 'passed' end
+               where batch_id = ? and status = 'publishing'""",
+            [batch_id],
+        )
+
+
 def mark_published(settings: Settings, *, batch_id: str, publication_id: str) -> None:
     with open_ledger(settings) as con:
-        con.execute("update batches set status = 'published', publication_id = ? where batch_id = ?", [publication_id, batch_id])
+        con.execute(
+            "update batches set status = 'published', publication_id = ? where batch_id = ? and status in ('publishing', 'passed', 'approved', 'published')",
+            [publication_id, batch_id],
+        )
+
+
+def mark_superseded(settings: Settings, batch_id: str) -> bool:
+    """passed/approved -> superseded: a newer batch is published, this one must never be."""
+    with open_ledger(settings) as con:
+        return con.execute(
+            "update batches set status = 'superseded' where batch_id = ? and status in ('passed', 'approved')", [batch_id]
+        ).rowcount == 1
 
 
 def _to_record(row: dict) -> BatchRecord:
@@ -165,4 +220,5 @@ def _to_record(row: dict) -> BatchRecord:
         failed_checks=json.loads(row["failed_checks"]) if row["failed_checks"] else [],
         status=row["status"],
         publication_id=row["publication_id"],
+        seq=row.get("seq", 0),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from pipelines.defs.ingest.http import (
     HttpPolicy,
     NotModified,
     Secret,
+    ratelimit_pacing,
     ratelimit_reset_seconds,
     retry_after_seconds,
 )
@@ -380,3 +382,124 @@ def test_the_bundled_watchlist_is_valid():
     watchlist = read_watchlist(Path(__file__).resolve().parents[1] / "pipelines" / "watchlist.yaml")
     assert len(watchlist.models) >= 100 and not watchlist.rejected
     assert "Qwen/Qwen3-32B-FP8-Static-PerTensor" not in watchlist.models
+
+
+# --- proactive rate limiting, concurrency, provenance ------------------------------------------------
+
+
+def quota_answer(remaining: int, reset_s: float) -> Fault:
+    """A normal 200 answer carrying the Hub's quota headers (IETF draft RateLimit fields)."""
+    headers = {
+        "Content-Type": "application/json",
+        "RateLimit": f'"api";r={remaining};t={reset_s:g}',
+        "RateLimit-Policy": '"fixed window";"api";q=500;w=300',
+    }
+    return Fault.status_code(200, headers, b"{}")
+
+
+def test_ratelimit_headers_set_a_pace_only_when_the_quota_runs_low():
+    policy = '"fixed window";"api";q=500;w=300'
+    assert ratelimit_pacing('"api";r=400;t=100', policy, reserve=4) is None
+    assert ratelimit_pacing('"api";r=50;t=100', policy, reserve=4) == (2.0, 100.0)  # 10% of q left: spread it
+    assert ratelimit_pacing('"api";r=0;t=30', policy, reserve=4) == (30.0, 30.0)  # exhausted: wait for the reset
+    assert ratelimit_pacing('"api";r=3;t=6', None, reserve=4) == (2.0, 6.0)  # no policy: low means <= workers
+    assert ratelimit_pacing('"api";r=8;t=6', None, reserve=4) is None
+    assert ratelimit_pacing('"api";r=90;t=60, "resolvers";r=2;t=10', '"fixed window";"resolvers";q=3000;w=300', reserve=4) == (5.0, 10.0)
+    assert ratelimit_pacing("garbage", policy, reserve=4) is None and ratelimit_pacing(None, None, reserve=4) is None
+
+
+def test_a_low_quota_spaces_requests_out_before_the_server_says_429(server: FakeSources):
+    server.fail(
+        OPENROUTER_PATH,
+        quota_answer(400, 300),  # plenty left: no pacing
+        quota_answer(3, 0.6),  # 3 left for 0.6 s: one request every 0.2 s
+        quota_answer(2, 0.4),
+        quota_answer(0, 0.5),  # exhausted: nothing until the reset
+        quota_answer(450, 300),  # a fresh window: full speed again
+    )
+    url = server.url(OPENROUTER_PATH)
+    with fetcher_for(server) as fetcher:
+        stamps = [time.monotonic()]
+        outcomes = []
+        for _ in range(6):
+            outcomes.append(fetcher.get(url))
+            stamps.append(time.monotonic())
+    gaps = [after - before for before, after in zip(stamps, stamps[1:])]
+    assert all(isinstance(o, Fetched) for o in outcomes) and fetcher.retries == 0
+    assert gaps[1] < 0.15  # after r=400
+    assert 0.18 <= gaps[2] and 0.18 <= gaps[3]  # after r=3 and r=2: t / r = 0.2 s
+    assert gaps[4] >= 0.45  # after r=0: the 0.5 s reset
+    assert gaps[5] < 0.15  # after r=450 the pace is lifted
+    assert fetcher.quota_pauses == 3
+    assert [r.path for r in server.requests].count(OPENROUTER_PATH) == 6  # no 429, no retry
+
+
+def test_paced_workers_share_one_quota(server: FakeSources):
+    """Four workers, one host at 2 requests left for 0.4 s: they queue up 0.2 s apart, not all at once."""
+    server.fail(OPENROUTER_PATH, quota_answer(2, 0.4))
+    url = server.url(OPENROUTER_PATH)
+    with fetcher_for(server) as fetcher:
+        assert isinstance(fetcher.get(url), Fetched)
+        started = time.monotonic()
+        outcomes = fetcher.get_many([url] * 2)
+        elapsed = time.monotonic() - started
+    assert all(isinstance(o, Fetched) for o in outcomes)
+    assert elapsed >= 0.35 and fetcher.quota_pauses == 2  # slots at +0.2 s and +0.4 s (the window's end)
+
+
+def test_concurrency_is_bounded_by_the_policy(server: FakeSources):
+    server.always(OPENROUTER_PATH, Fault.stall(0.3))
+    url = server.url(OPENROUTER_PATH)
+    for workers, low, high in [(2, 1.2, 2.0), (8, 0.3, 0.9)]:
+        policy = HttpPolicy(**{**FAST.__dict__, "timeout_s": 2, "concurrency": workers})
+        with fetcher_for(server, policy) as fetcher:
+            started = time.monotonic()
+            outcomes = fetcher.get_many([url] * 8)
+            elapsed = time.monotonic() - started
+        assert all(isinstance(o, Fetched) for o in outcomes)
+        assert low <= elapsed < high, (workers, elapsed)  # 8 stalls of 0.3 s, `workers` at a time
+
+
+def test_price_rows_record_http_status_etag_and_content_provenance(server: FakeSources, live_env: Path):
+    run_live("genai_prices")
+    body = (Path(__file__).resolve().parents[1].parent / "shared/data/prices/genai-prices_data.json").read_bytes()
+    rows = set(query("select location, http_status, etag, content_sha256, content_bytes from raw.genai_prices"))
+    etag = f'"{hashlib.sha256(body).hexdigest()[:20]}"'  # what fake_sources sends
+    assert rows == {(server.url(GENAI_PATH), 200, etag, hashlib.sha256(body).hexdigest(), len(body))}
+
+
+def test_provenance_columns_are_added_to_raw_tables_created_before_them(tmp_path: Path):
+    import duckdb
+
+    from pipelines.defs.ingest.formats import ParsedFile
+    from pipelines.defs.ingest.landing import FetchedFile, SourceUnit, land_units
+    from pipelines.defs.ingest.records import RawRecord
+    from pipelines.warehouse import RAW_TABLE_DDL
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("create schema raw")
+    con.execute(RAW_TABLE_DDL.format(table="genai_prices"))
+    con.execute("insert into raw.genai_prices values ('old', 's', 'loc', now()::timestamp, 'x', 1, 'k', '{}')")
+
+    def parse(_content: bytes, _location: str) -> ParsedFile:
+        return ParsedFile([RawRecord("k2", {"a": 1})], [])
+
+    unit = SourceUnit("s", FetchedFile("http://h/x.json", b"{}", http_status=200, etag='"e1"'), parse)
+    land_units(con, raw_table="genai_prices", batch_id="new", units=[unit])
+    rows = con.execute("select batch_id, http_status, etag from raw.genai_prices order by batch_id").fetchall()
+    con.close()
+    assert rows == [("new", 200, '"e1"'), ("old", None, None)]
+
+
+def test_a_redirect_to_another_allowed_host_is_followed_without_the_token(server: FakeSources):
+    """The Hub redirects big files to its CDN: followed when the host is allowed, never with the token."""
+    server.add_model("Qwen/Qwen3-0.6B")
+    config = f"/Qwen/Qwen3-0.6B/resolve/{'a' * 40}/config.json"
+    server.fail(config, Fault.redirect(f"http://localhost:{server.port}{config}", status=302))
+    fetcher = HttpFetcher(FAST, allowed_hosts={"127.0.0.1", "localhost"}, hf_host="127.0.0.1", hf_token=Secret(TOKEN))
+    with fetcher:
+        outcome = fetcher.get(server.url(config))
+    assert isinstance(outcome, Fetched) and json.loads(outcome.content)["model_type"] == "qwen3"
+    first, second = server.requests_to(config)
+    assert first.headers["authorization"] == f"Bearer {TOKEN}" and first.host.startswith("127.0.0.1")
+    assert second.host.startswith("localhost") and "authorization" not in second.headers

@@ -142,7 +142,7 @@ def test_failing_blocking_check_leaves_previous_publication_untouched(published,
     assert db.read_bytes() == before
     failing = query(
         data_dir / "batches" / f"{result.run_id}.duckdb",
-        "select row_data from failing_rows where table_name = 'gpus' and expectation like '%memory_gb%' and expectation like '%between%'",
+        "select row_data from failing_rows where table_name = 'gpus' and expectation = 'expect_column_values_to_be_between(memory_gb)'",
     )
     assert [json.loads(row[0])["gpu_id"] for row in failing] == ["nvidia-h100-sxm-80gb"]
     assert json.loads(failing[0][0])["memory_gb"] > 2000

@@ -10,6 +10,11 @@ fetcher absorbs all of that per item so that one bad URL holds back that item on
 - retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
   waiting at least what `Retry-After` (seconds or an HTTP date) or `RateLimit` (`t=`) asks, and
   pausing every request to that host meanwhile;
+- proactive pacing from the `RateLimit` / `RateLimit-Policy` headers of every answer: when a
+  quota's remaining requests run low (at most the worker count, or 10% of the policy's quota),
+  requests to that host are spaced `reset / remaining` seconds apart until the window resets, and
+  an exhausted quota (`r=0`) pauses the host until its reset, so the fetcher slows down before
+  the server has to answer 429;
 - a response-size cap enforced while streaming;
 - redirects followed by hand, only to allowed hosts;
 - conditional GET (`If-None-Match` -> 304 `NotModified`);
@@ -188,6 +193,56 @@ def ratelimit_reset_seconds(value: str | None) -> float | None:
     return max(waits) if waits else None
 
 
+QUOTA_LOW_FRACTION = 0.1
+
+
+def _structured_items(value: str | None) -> list[tuple[str | None, dict[str, str]]]:
+    """Items of a structured-field list like `"api";r=12;t=55` or `"fixed window";"api";q=500;w=300`:
+    (the item's last bare name, its parameters)."""
+    items: list[tuple[str | None, dict[str, str]]] = []
+    for item in (value or "").split(","):
+        parts = [part.strip() for part in item.split(";") if part.strip()]
+        names = [part.strip('"') for part in parts if "=" not in part]
+        params = {k.strip(): v.strip().strip('"') for k, v in (part.split("=", 1) for part in parts if "=" in part)}
+        if names or params:
+            items.append((names[-1] if names else None, params))
+    return items
+
+
+def ratelimit_pacing(ratelimit: str | None, policy: str | None, *, reserve: int) -> tuple[float, float] | None:
+    """(seconds between requests, seconds until the quota resets) when a quota runs low, else None.
+
+    `RateLimit: "api";r=12;t=55` says 12 requests remain in the window that resets in 55 s;
+    `RateLimit-Policy: "fixed window";"api";q=500;w=300` gives the window's quota. A quota is low
+    when at most `reserve` (the requests that may be in flight at once) or 10% of `q` remain; the
+    remaining requests are then spread over what is left of the window (`t / r`). An exhausted quota
+    (`r=0`) asks for the whole `t`. The tightest quota wins.
+    """
+    quotas: dict[str | None, float] = {}
+    for name, params in _structured_items(policy):
+        try:
+            quotas[name] = float(params["q"])
+        except (KeyError, ValueError):
+            continue
+    tightest: tuple[float, float] | None = None
+    for name, params in _structured_items(ratelimit):
+        try:
+            remaining = int(float(params["r"]))
+            reset = float(params["t"])
+        except (KeyError, ValueError):
+            continue
+        if reset <= 0:
+            continue
+        quota = quotas.get(name)
+        low = max(float(reserve), quota * QUOTA_LOW_FRACTION if quota else 0.0)
+        if remaining > low:
+            continue
+        interval = reset if remaining <= 0 else reset / remaining
+        if tightest is None or interval > tightest[0]:
+            tightest = (interval, reset)
+    return tightest
+
+
 def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
@@ -226,9 +281,12 @@ class HttpFetcher:
             limits=httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency),
         )
         self._host_pause_until: dict[str, float] = {}
+        # host -> (seconds between requests, monotonic end of the quota window, next free slot)
+        self._host_pacing: dict[str, tuple[float, float, float]] = {}
         self._pause_lock = threading.Lock()
         self._retry_lock = threading.Lock()
         self.retries = 0
+        self.quota_pauses = 0  # requests delayed because a rate-limit quota ran low
 
     def __enter__(self) -> HttpFetcher:
         return self
@@ -313,6 +371,7 @@ class HttpFetcher:
         try:
             with self._client.stream("GET", current, headers=headers) as response:
                 status = response.status_code
+                self._note_quota(_host(current), response.headers)
                 if status in REDIRECT_STATUSES:
                     location = response.headers.get("location")
                     if not location:
@@ -374,10 +433,40 @@ class HttpFetcher:
             until = time.monotonic() + seconds
             self._host_pause_until[host] = max(until, self._host_pause_until.get(host, 0.0))
 
-    def _wait_for_host(self, host: str) -> None:
+    def _note_quota(self, host: str, headers: httpx.Headers) -> None:
+        """Pace this host when the answer says its quota runs low; stop pacing once it no longer does."""
+        ratelimit = headers.get("ratelimit")
+        if not ratelimit:
+            return
+        pacing = ratelimit_pacing(ratelimit, headers.get("ratelimit-policy"), reserve=self.policy.concurrency)
         with self._pause_lock:
-            remaining = self._host_pause_until.get(host, 0.0) - time.monotonic()
+            if pacing is None:
+                self._host_pacing.pop(host, None)
+                return
+            interval, reset = (min(value, self.policy.max_server_wait_s) for value in pacing)
+            now = time.monotonic()
+            previous_slot = self._host_pacing[host][2] if host in self._host_pacing else 0.0
+            self._host_pacing[host] = (interval, now + reset, max(previous_slot, now + interval))
+
+    def _wait_for_host(self, host: str) -> None:
+        """Wait out a pause of the host, and while its quota is paced, take the next free slot."""
+        paced = False
+        with self._pause_lock:
+            now = time.monotonic()
+            start = max(now, self._host_pause_until.get(host, 0.0))
+            if host in self._host_pacing:
+                interval, window_end, next_slot = self._host_pacing[host]
+                if now >= window_end:
+                    del self._host_pacing[host]  # the quota has reset
+                else:
+                    paced = next_slot > start
+                    start = max(start, next_slot)
+                    self._host_pacing[host] = (interval, window_end, start + interval)
+            remaining = start - now
         if remaining > 0:
+            if paced:
+                with self._retry_lock:
+                    self.quota_pauses += 1
             self._sleep(remaining)
 
     def _scrub(self, text: str) -> str:

@@ -4,6 +4,11 @@ A file whose content equals the latest landing from the same source and location
 skipped, so a rerun over unchanged sources lands nothing; content that changes back to an earlier
 version lands again, since it is news relative to what staging reads. A file that cannot be parsed, or a bad item inside a good
 file, is written to `raw.ingest_failures` with the reason; the good items still land.
+
+Provenance per row: location (URL or path), fetched_at, content_sha256 and content_bytes of the
+whole fetched file, and for HTTP fetches `http_status` and `etag` (added as nullable columns to
+tables created before they existed; null for files read from disk). A Hub model's commit sha is in
+its record (`model_info.sha`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,23 @@ create table if not exists raw.ingest_failures (
 """
 
 
+# HTTP provenance, added after the raw tables' first release: nullable, appended to existing tables.
+PROVENANCE_COLUMNS = (("http_status", "integer"), ("etag", "varchar"))
+RAW_COLUMNS = "batch_id, source, location, fetched_at, content_sha256, content_bytes, record_key, record, http_status, etag"
+
+
+def ensure_provenance_columns(con: duckdb.DuckDBPyConnection, raw_table: str) -> None:
+    present = {
+        row[0]
+        for row in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?", [raw_table]
+        ).fetchall()
+    }
+    for name, sql_type in PROVENANCE_COLUMNS:
+        if name not in present:
+            con.execute(f"alter table raw.{raw_table} add column {name} {sql_type}")
+
+
 @dataclass(frozen=True)
 class FetchedFile:
     """One unit fetched from a source: a file on disk or an HTTP response body."""
@@ -43,6 +65,8 @@ class FetchedFile:
     location: str
     content: bytes
     fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    http_status: int | None = None
+    etag: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -86,6 +110,7 @@ def land_units(
 ) -> LandingReport:
     """Parse and append each new unit's records to `raw.<raw_table>`; record every failure."""
     ensure_raw_table(con, raw_table)
+    ensure_provenance_columns(con, raw_table)
     con.execute(FAILURES_DDL)
     report = LandingReport(raw_table=raw_table)
     for unit in units:
@@ -116,8 +141,11 @@ def land_units(
         if rows.num_rows:
             con.register("_landing", rows)
             con.execute(
-                f"insert into raw.{raw_table} select ?, ?, ?, ?, ?, ?, record_key, record::json from _landing",
-                [batch_id, source, fetched.location, fetched.fetched_at.replace(tzinfo=None), fetched.sha256, len(fetched.content)],
+                f"insert into raw.{raw_table} ({RAW_COLUMNS}) select ?, ?, ?, ?, ?, ?, record_key, record::json, ?, ? from _landing",
+                [
+                    batch_id, source, fetched.location, fetched.fetched_at.replace(tzinfo=None), fetched.sha256,
+                    len(fetched.content), fetched.http_status, fetched.etag,
+                ],
             )
             con.unregister("_landing")
         for failure in parsed.failures:

@@ -70,6 +70,7 @@ class LiveBatch:
     items_checked: int = 0
     items_unchanged: int = 0
     retries: int = 0
+    quota_pauses: int = 0
     etags: dict[str, str] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, int]:
@@ -78,6 +79,7 @@ class LiveBatch:
             "items_unchanged_at_source": self.items_unchanged,
             "fetch_failures": len(self.failures),
             "http_retries": self.retries,
+            "http_quota_pauses": self.quota_pauses,
         }
 
 
@@ -193,12 +195,12 @@ def price_batch(
     source = PRICE_SOURCES[raw_table]
     urls = price_urls(raw_table, config)
     known = {} if force else remembered_etags(con, urls)
-    retries_before = fetcher.retries
+    retries_before, pauses_before = fetcher.retries, fetcher.quota_pauses
     outcomes = fetcher.get_many([FetchRequest(url, known.get(url)) for url in urls])
     batch = LiveBatch(items_checked=len(urls))
     for position, outcome in enumerate(outcomes, start=1):
         if isinstance(outcome, Fetched):
-            batch.units.append(SourceUnit(source.source, FetchedFile(outcome.url, outcome.content, outcome.fetched_at), source.parse))
+            batch.units.append(SourceUnit(source.source, FetchedFile(outcome.url, outcome.content, outcome.fetched_at, outcome.status, outcome.etag), source.parse))
             if outcome.etag:
                 batch.etags[outcome.url] = outcome.etag
         elif isinstance(outcome, NotModified):
@@ -208,6 +210,7 @@ def price_batch(
         if progress:
             progress(position, len(urls), outcome.url)
     batch.retries = fetcher.retries - retries_before
+    batch.quota_pauses = fetcher.quota_pauses - pauses_before
     return batch
 
 
@@ -267,7 +270,7 @@ def hf_model_batch(
                 batch.failures.append(SourceFormatError("run config", "not a valid Hugging Face repo id", record_key=repr(item)[:120]))
         models = [item for item in dict.fromkeys(items) if is_valid_repo_id(item)]
     landed = {} if force else last_landed_shas(con)
-    retries_before = fetcher.retries
+    retries_before, pauses_before = fetcher.retries, fetcher.quota_pauses
     batch.items_checked = len(models)
 
     def fetch(repo: str) -> SourceUnit | SourceFormatError | None:
@@ -286,6 +289,7 @@ def hf_model_batch(
             if progress:
                 progress(done, len(models), repo)
     batch.retries = fetcher.retries - retries_before
+    batch.quota_pauses = fetcher.quota_pauses - pauses_before
     return batch
 
 
@@ -362,7 +366,7 @@ def hf_model_unit(
         records = [RawRecord(r.record_key, {**r.record, "model_info": model_info}) for r in parsed.records]
         return formats.ParsedFile(records, parsed.failures)
 
-    return SourceUnit("hf_model", FetchedFile(location, content, config.fetched_at), parse)
+    return SourceUnit("hf_model", FetchedFile(location, content, config.fetched_at, config.status, config.etag), parse)
 
 
 def parse_model_info(content: bytes, location: str) -> ModelInfo:

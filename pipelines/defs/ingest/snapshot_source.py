@@ -55,7 +55,11 @@ def hf_model_unit(model_id: str, model_dir: Path, location: str, architecture_fr
                 record.record["architecture_from"] = architecture_from
         return parsed
 
-    return SourceUnit("hf_model", FetchedFile(f"{location}#{model_id}" if architecture_from else location, content), parse)
+    # A directory read for another id (a release tracked through its base, or the same repo listed
+    # under a second spelling) is a unit of its own: the id is part of where it came from.
+    if model_dir.name != model_id.replace("/", "__", 1):
+        location = f"{location}#{model_id}"
+    return SourceUnit("hf_model", FetchedFile(location, content), parse)
 
 
 def spec_sheet_units(spec_sheets_dir: Path, snapshot_dir: Path) -> Iterator[SourceUnit]:

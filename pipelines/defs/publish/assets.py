@@ -5,7 +5,7 @@ import dagster as dg
 from pipelines.batches import AUDITED_TABLES, batch_path, freeze_batch
 from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import decide
-from pipelines.publishing import publish_batch
+from pipelines.publishing import publish_batch, read_publications
 from pipelines.review_ledger import mark_published, register_batch
 from pipelines.settings import load_settings
 from pipelines.warehouse import WAREHOUSE_POOL
@@ -54,17 +54,25 @@ def audited_batch(context: dg.AssetExecutionContext):
     group_name="publish",
     kinds={"duckdb", "parquet"},
     pool=WAREHOUSE_POOL,
+    output_required=False,  # no materialization when the batch equals the current publication
     description="Publishes a batch to data/published.duckdb (swapped in with os.replace) and "
     "data/published/current/*.parquet, when the gate allows it: every blocking check passed, or a "
     f"reviewer approved exactly this content. The batch is the run's own, or the `{BATCH_TAG}` tag's.",
 )
-def publication(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def publication(context: dg.AssetExecutionContext):
     settings = load_settings()
     batch_id = context.run.tags.get(BATCH_TAG, context.run.run_id)
     decision = decide(settings, batch_id)
     if not decision.allowed:
         raise dg.Failure(description=f"not published: {decision.reason}")
     batch = decision.batch
+    current = read_publications(settings.published_path)
+    if current and current[-1]["content_sha256"] == batch.content_sha256:
+        context.log.info(
+            f"not published: batch {batch_id} is unchanged since publication {current[-1]['publication_id']} "
+            f"(content sha256 {batch.content_sha256})"
+        )
+        return
     published = publish_batch(
         settings,
         batch_file=batch_path(settings, batch_id),
@@ -77,7 +85,7 @@ def publication(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
     mark_published(settings, batch_id=batch_id, publication_id=published.publication_id)
     context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "publication_id": published.publication_id,
             "batch_id": batch_id,

@@ -1,0 +1,196 @@
+"""`fitatlas review` and `fitatlas publish`: what reviewers type, and every refusal they can meet.
+
+Batches here are real DuckDB batch files with the audited tables and the checks' `check_results` /
+`failing_rows` tables, registered in a real review ledger; they are small and synthetic so each
+rule is shown in isolation (the end-to-end pipeline path is tests/test_review_flow.py).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.batches import AUDITED_TABLES, batch_path, content_hash
+from pipelines.cli import main as fitatlas
+from pipelines.defs.quality.checks import AUDIT_DDL
+from pipelines.gate import publish_if_allowed
+from pipelines.review_ledger import decisions_for, get_batch, record_check_outcome, register_batch
+from pipelines.settings import Settings, load_settings
+
+FAILED_EXPECTATION = "expect_column_values_to_be_between(memory_gb)"
+FAILING_ROW = {"gpu_id": "nvidia-h100-sxm-80gb", "memory_gb": 8000.0}
+
+
+def make_batch(settings: Settings, batch_id: str, *, failing: bool, rows: int = 3) -> str:
+    """Freeze a small batch and record its checks; returns its content hash."""
+    path = batch_path(settings, batch_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        for table in AUDITED_TABLES:
+            con.execute(f"create table {table} as select range as id, '{batch_id}' as label from range({rows})")
+        for statement in AUDIT_DDL:
+            con.execute(statement)
+        now = datetime(2026, 11, 27, 12, 0)
+        con.execute("insert into check_results values ('gpus', 'expect_column_values_to_not_be_null(gpu_id)', 'passed', 0, 'keys', null, ?, ?)", [rows, now])
+        if failing:
+            con.execute(
+                "insert into check_results values ('gpus', ?, 'failed', 1, 'no GPU has more than 2 TB of memory', null, ?, ?)",
+                [FAILED_EXPECTATION, rows, now],
+            )
+            con.execute("insert into failing_rows values ('gpus', ?, ?)", [FAILED_EXPECTATION, json.dumps(FAILING_ROW)])
+        digest = content_hash(con)
+    finally:
+        con.close()
+    register_batch(settings, batch_id=batch_id, run_id=batch_id, content_sha256=digest, path=path,
+                   row_counts={t: rows for t in AUDITED_TABLES})
+    failed_checks = [{"table": "gpus", "expectation": FAILED_EXPECTATION, "status": "failed", "unexpected_count": 1}] if failing else []
+    record_check_outcome(settings, batch_id=batch_id, passed=1, failed=int(failing), errored=0,
+                         failed_checks=failed_checks, complete=True)
+    return digest
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("FITATLAS_DATA_DIR", str(tmp_path / "data"))
+    reviewers = tmp_path / "reviewers.yaml"
+    reviewers.write_text("reviewers:\n  - name: alice\n    email: alice@example.com\n  - name: bob\n")
+    monkeypatch.setenv("FITATLAS_REVIEWERS", str(reviewers))
+    monkeypatch.delenv("FITATLAS_REVIEWER", raising=False)
+    return load_settings()
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what earlier steps (e.g. a pipeline run's dbt) printed
+    code = fitatlas(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_list_filters_by_status_and_prints_json(settings, capsys):
+    make_batch(settings, "held-1", failing=True)
+    make_batch(settings, "passed-1", failing=False)
+    code, out, _ = cli(capsys, "review", "list", "--json")
+    assert code == 0
+    assert [(i["batch_id"], i["status"]) for i in json.loads(out)] == [("held-1", "held"), ("passed-1", "passed")]
+    code, out, _ = cli(capsys, "review", "list", "--status", "held")
+    assert code == 0 and "held-1" in out and "passed-1" not in out
+    code, _, err = cli(capsys, "review", "list", "--status", "waiting")
+    assert code == 2 and err.startswith("fitatlas: unknown status waiting")
+
+
+def test_show_lists_failed_expectations_rows_query_and_why_not_publishable(settings, capsys):
+    digest = make_batch(settings, "held-1", failing=True)
+    code, out, _ = cli(capsys, "review", "show", "held-1", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert (report["content_sha256"], report["content_unchanged"], report["status"]) == (digest, True, "held")
+    assert report["checks"] == {"passed": 1, "failed": 1, "errored": 0}
+    (item,) = report["failed_expectations"]
+    assert (item["table"], item["expectation"], item["unexpected_count"], item["sample_rows"]) == ("gpus", FAILED_EXPECTATION, 1, [FAILING_ROW])
+    with duckdb.connect(report["batch_file"], read_only=True) as con:
+        assert [json.loads(r[0]) for r in con.execute(item["all_rows_sql"]).fetchall()] == [FAILING_ROW]
+    assert report["publishable"] is False and "held" in report["publishable_reason"]
+
+    code, out, _ = cli(capsys, "review", "show", "held-1")
+    assert code == 0
+    assert "why: no GPU has more than 2 TB of memory" in out
+    assert f"duckdb -readonly {report['batch_file']} \"{item['all_rows_sql']}\"" in out
+    assert "publishable no" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("review", "show", "nope"), "unknown batch id 'nope'"),
+        (("review", "approve", "nope", "--reviewer", "alice", "--reason", "ok"), "unknown batch id 'nope'"),
+        (("review", "approve", "held-1", "--reviewer", "mallory", "--reason", "ok"), "'mallory' is not a reviewer"),
+        (("review", "approve", "held-1", "--reason", "ok"), "no reviewer given"),
+        (("review", "approve", "held-1", "--reviewer", "alice"), "a reason is required"),
+        (("review", "reject", "held-1", "--reviewer", "alice", "--reason", "   "), "a reason is required"),
+        (("review", "approve", "passed-1", "--reviewer", "alice", "--reason", "ok"), "batch passed-1 is passed, not held"),
+    ],
+)
+def test_refusals_exit_2_and_record_nothing(settings, capsys, argv, message):
+    make_batch(settings, "held-1", failing=True)
+    make_batch(settings, "passed-1", failing=False)
+    code, _, err = cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("fitatlas: ") and message in err, err
+    assert get_batch(settings, "held-1").status == "held"
+    assert decisions_for(settings, "held-1") == []
+
+
+def test_approval_records_reviewer_reason_hash_and_failed_checks(settings, capsys, monkeypatch):
+    digest = make_batch(settings, "held-1", failing=True)
+    monkeypatch.setenv("FITATLAS_REVIEWER", "bob")
+    code, out, err = cli(capsys, "review", "approve", "held-1", "--reason", "vendor confirmed 8 TB")
+    assert code == 0, err
+    (decision,) = decisions_for(settings, "held-1")
+    assert (decision["decision"], decision["reviewer"], decision["reason"], decision["content_sha256"]) == (
+        "approve", "bob", "vendor confirmed 8 TB", digest)
+    assert decision["failed_checks"] == [{"table": "gpus", "expectation": FAILED_EXPECTATION, "status": "failed", "unexpected_count": 1}]
+    assert get_batch(settings, "held-1").status == "approved"
+
+    code, _, err = cli(capsys, "review", "reject", "held-1", "--reviewer", "alice", "--reason", "changed my mind")
+    assert code == 2 and "batch held-1 is approved, not held" in err
+
+
+def test_decided_batches_cannot_be_decided_again(settings, capsys):
+    make_batch(settings, "held-1", failing=True)
+    assert cli(capsys, "review", "reject", "held-1", "--reviewer", "alice", "--reason", "bad")[0] == 0
+    code, _, err = cli(capsys, "review", "approve", "held-1", "--reviewer", "bob", "--reason", "ok")
+    assert code == 2 and "is rejected, not held" in err
+    make_batch(settings, "passed-2", failing=False)
+    publish_if_allowed(settings, "passed-2")
+    code, _, err = cli(capsys, "review", "approve", "passed-2", "--reviewer", "bob", "--reason", "ok")
+    assert code == 2 and "is published, not held" in err
+
+
+def test_a_batch_changed_since_frozen_cannot_be_approved(settings, capsys):
+    make_batch(settings, "held-1", failing=True)
+    with duckdb.connect(str(batch_path(settings, "held-1"))) as con:
+        con.execute("update gpus set label = 'tampered' where id = 0")
+    code, _, err = cli(capsys, "review", "approve", "held-1", "--reviewer", "alice", "--reason", "ok")
+    assert code == 2 and "changed since it was frozen" in err
+    code, out, _ = cli(capsys, "review", "show", "held-1", "--json")
+    assert json.loads(out)["content_unchanged"] is False
+
+
+def test_reviewers_file_is_required_and_overridable(settings, capsys, monkeypatch, tmp_path):
+    make_batch(settings, "held-1", failing=True)
+    monkeypatch.setenv("FITATLAS_REVIEWERS", str(tmp_path / "missing.yaml"))
+    code, _, err = cli(capsys, "review", "approve", "held-1", "--reviewer", "alice", "--reason", "ok")
+    assert code == 2 and "missing.yaml not found" in err
+
+
+def test_repo_reviewers_file_lists_named_reviewers(monkeypatch):
+    from pipelines.review import load_reviewers
+
+    monkeypatch.delenv("FITATLAS_REVIEWERS", raising=False)
+    reviewers = load_reviewers()
+    assert reviewers and all(name.strip() for name in reviewers)
+
+
+def test_publish_command_publishes_an_approved_batch_through_dagster(settings, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    make_batch(settings, "passed-1", failing=False)
+    assert publish_if_allowed(settings, "passed-1")[1].batch_id == "passed-1"
+    make_batch(settings, "held-2", failing=True, rows=5)
+    code, _, err = cli(capsys, "publish", "held-2")
+    assert code == 2 and "held" in err
+    assert cli(capsys, "review", "approve", "held-2", "--reviewer", "alice", "--reason", "ok")[0] == 0
+
+    code, out, err = cli(capsys, "publish", "held-2")
+    assert code == 0, err
+    with duckdb.connect(str(settings.published_path), read_only=True) as con:
+        rows = con.execute("select batch_id, approval_kind, approved_by from publications order by published_at").fetchall()
+        assert con.execute("select count(*) from gpus").fetchone()[0] == 5
+    assert rows == [("passed-1", "auto", "fitatlas:auto"), ("held-2", "reviewer", "alice")]
+    code, _, err = cli(capsys, "publish", "held-2")
+    assert code == 2 and "already published" in err
+    assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
