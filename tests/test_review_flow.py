@@ -300,6 +300,10 @@ def test_sensor_reports_held_batches_as_review_items(scenario_copy, instance):
     result = evaluate_sensor(instance)
     assert result.run_requests == []
     assert result.skip_reason is not None and f"1 batch awaits review: {batch_id}" in str(result.skip_reason)
+    # The review state is put on the assets in the UI: the publication and the failing audited table.
+    held = [e for e in result.asset_events if e.metadata["batch_id"].value == batch_id]
+    assert {e.asset_key for e in held} == {dg.AssetKey("publication"), dg.AssetKey(["audited", "gpus"])}
+    assert {e.metadata["review_state"].value for e in held} == {"held"}
 
 
 def test_rollback_restores_the_previous_publication(scenario_copy, instance, capsys):

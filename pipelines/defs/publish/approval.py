@@ -12,6 +12,7 @@ whose batch changed afterwards yields no run, and the publication asset asks it 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,15 @@ from pipelines.defs.publish.assets import BATCH_TAG
 from pipelines.gate import decide
 from pipelines.publishing import read_publications
 from pipelines.review import held_summary
-from pipelines.review_ledger import PUBLISHABLE_STATUSES, BatchRecord, get_batch, list_batches, mark_superseded
+from pipelines.defs.quality.checks import audited_key
+from pipelines.review_ledger import (
+    PUBLISHABLE_STATUSES,
+    BatchRecord,
+    decisions_for,
+    get_batch,
+    list_batches,
+    mark_superseded,
+)
 from pipelines.settings import Settings, load_settings
 
 publish_batch_job = dg.define_asset_job(
@@ -73,6 +82,31 @@ def plan_publications(settings: Settings, run_in_progress: Callable[[str], bool]
     return plan
 
 
+def review_state_events(settings: Settings, seen: dict[str, str]) -> tuple[list[dg.AssetObservation], dict[str, str]]:
+    """Observations that put each batch's review state on the assets in the UI, once per change:
+    on `publication`, and on every audited table whose checks did not pass."""
+    events: list[dg.AssetObservation] = []
+    states = {}
+    for batch in list_batches(settings):
+        states[batch.batch_id] = batch.status
+        if seen.get(batch.batch_id) == batch.status or batch.status == "pending":
+            continue
+        decision = (decisions_for(settings, batch.batch_id) or [None])[-1]
+        metadata = {
+            "batch_id": batch.batch_id,
+            "review_state": batch.status,
+            "content_sha256": batch.content_sha256,
+            "failed_checks": dg.MetadataValue.json(batch.failed_checks),
+            "decided_by": decision["reviewer"] if decision else "",
+            "decision_reason": decision["reason"] if decision else "",
+            "review": f"fitatlas review show {batch.batch_id}",
+        }
+        tables = sorted({check["table"] for check in batch.failed_checks})
+        keys = [dg.AssetKey("publication"), *(audited_key(table) for table in tables)]
+        events.extend(dg.AssetObservation(asset_key=key, metadata=metadata) for key in keys)
+    return events, states
+
+
 @dg.sensor(
     name="approval_sensor",
     job=publish_batch_job,
@@ -88,6 +122,8 @@ def approval_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         run = context.instance.get_run_by_id(run_id)
         return run is not None and not run.is_finished
 
+    events, states = review_state_events(settings, json.loads(context.cursor or "{}"))
+    cursor = json.dumps(states, sort_keys=True)
     plan = plan_publications(settings, run_in_progress)
     for batch in plan.superseded:
         if mark_superseded(settings, batch.batch_id):
@@ -100,9 +136,15 @@ def approval_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if queue:
         context.log.info(queue)
     if plan.to_publish is None:
-        return dg.SensorResult(skip_reason=queue or "no approved or passed batch newer than the current publication")
+        return dg.SensorResult(
+            skip_reason=queue or "no approved or passed batch newer than the current publication",
+            asset_events=events,
+            cursor=cursor,
+        )
     batch = plan.to_publish
     context.log.info(f"requesting publication of batch {batch.batch_id} ({batch.status})")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=publication_run_key(batch), tags={BATCH_TAG: batch.batch_id})]
+        run_requests=[dg.RunRequest(run_key=publication_run_key(batch), tags={BATCH_TAG: batch.batch_id})],
+        asset_events=events,
+        cursor=cursor,
     )

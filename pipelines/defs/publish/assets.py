@@ -6,7 +6,7 @@ from pipelines.batches import AUDITED_TABLES, batch_path, freeze_batch
 from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import decide
 from pipelines.publishing import publish_batch, read_publications
-from pipelines.review_ledger import mark_published, register_batch
+from pipelines.review_ledger import register_batch
 from pipelines.settings import load_settings
 from pipelines.warehouse import WAREHOUSE_POOL
 
@@ -83,7 +83,6 @@ def publication(context: dg.AssetExecutionContext):
         checks_passed=batch.checks_passed or 0,
         checks_failed=(batch.checks_failed or 0) + (batch.checks_errored or 0),
     )
-    mark_published(settings, batch_id=batch_id, publication_id=published.publication_id)
     context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
     yield dg.MaterializeResult(
         metadata={
