@@ -281,7 +281,10 @@ def _publish_now(settings, batch_id: str) -> int:
 
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("publish_batch").execute_in_process(
-            instance=instance, raise_on_error=False, tags={BATCH_TAG: batch_id}
+            instance=instance,
+            raise_on_error=False,
+            tags={BATCH_TAG: batch_id},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     if not result.success:
         failures = [e.message for e in result.all_events if e.is_failure]
