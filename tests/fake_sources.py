@@ -158,6 +158,8 @@ class FakeSources:
     models: dict[str, FakeModel] = field(default_factory=dict)
     bodies: dict[str, bytes] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests the server was answering at once
     _queued: dict[str, deque[Fault]] = field(default_factory=dict)
     _pinned: dict[str, Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -274,11 +276,16 @@ def _handler_for(sources: FakeSources) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             with sources._lock:
                 sources.requests.append(LoggedRequest(path, headers, headers.get("host", "")))
+                sources.in_flight += 1
+                sources.max_in_flight = max(sources.max_in_flight, sources.in_flight)
             fault = sources._next_fault(path)
             try:
                 self._answer(path, headers, fault)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+            finally:
+                with sources._lock:
+                    sources.in_flight -= 1
 
         def _answer(self, path: str, headers: dict[str, str], fault: Fault | None) -> None:
             if fault and fault.kind == "stall":

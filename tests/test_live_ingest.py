@@ -168,10 +168,10 @@ def test_persistent_5xx_fails_with_status_after_max_attempts(server: FakeSources
 def test_a_stalled_response_times_out_and_is_retried(server: FakeSources):
     server.fail(OPENROUTER_PATH, Fault.stall(1.5))
     with fetcher_for(server) as fetcher:
-        started = time.monotonic()
         outcome = fetcher.get(server.url(OPENROUTER_PATH))
+    # Without the per-request timeout the stalled answer would arrive (after 1.5 s) with no retry.
     assert isinstance(outcome, Fetched) and outcome.retries == 1
-    assert time.monotonic() - started < 1.5
+    assert len(server.requests_to(OPENROUTER_PATH)) == 2
 
 
 def test_a_server_that_always_stalls_is_a_timeout_failure(server: FakeSources):
@@ -426,11 +426,10 @@ def test_a_low_quota_spaces_requests_out_before_the_server_says_429(server: Fake
             stamps.append(time.monotonic())
     gaps = [after - before for before, after in zip(stamps, stamps[1:])]
     assert all(isinstance(o, Fetched) for o in outcomes) and fetcher.retries == 0
-    assert gaps[1] < 0.15  # after r=400
+    # Lower bounds only: a loaded machine may be slower, never faster, than the pace.
     assert 0.18 <= gaps[2] and 0.18 <= gaps[3]  # after r=3 and r=2: t / r = 0.2 s
     assert gaps[4] >= 0.45  # after r=0: the 0.5 s reset
-    assert gaps[5] < 0.15  # after r=450 the pace is lifted
-    assert fetcher.quota_pauses == 3
+    assert fetcher.quota_pauses == 3  # exactly those three: none after r=400 or after the fresh r=450
     assert [r.path for r in server.requests].count(OPENROUTER_PATH) == 6  # no 429, no retry
 
 
@@ -450,14 +449,14 @@ def test_paced_workers_share_one_quota(server: FakeSources):
 def test_concurrency_is_bounded_by_the_policy(server: FakeSources):
     server.always(OPENROUTER_PATH, Fault.stall(0.3))
     url = server.url(OPENROUTER_PATH)
-    for workers, low, high in [(2, 1.2, 2.0), (8, 0.3, 0.9)]:
-        policy = HttpPolicy(**{**FAST.__dict__, "timeout_s": 2, "concurrency": workers})
+    for workers in (2, 4):
+        server.max_in_flight = 0
+        policy = HttpPolicy(**{**FAST.__dict__, "timeout_s": 5, "concurrency": workers})
         with fetcher_for(server, policy) as fetcher:
-            started = time.monotonic()
             outcomes = fetcher.get_many([url] * 8)
-            elapsed = time.monotonic() - started
         assert all(isinstance(o, Fetched) for o in outcomes)
-        assert low <= elapsed < high, (workers, elapsed)  # 8 stalls of 0.3 s, `workers` at a time
+        # 8 requests stalled 0.3 s each overlap at the server, but never more than `workers` at once.
+        assert 2 <= server.max_in_flight <= workers, (workers, server.max_in_flight)
 
 
 def test_price_rows_record_http_status_etag_and_content_provenance(server: FakeSources, live_env: Path):
