@@ -18,6 +18,7 @@ from pipelines.publishing import (
     PublicationRefused,
     newer_published_batch,
     publish_batch,
+    read_publications,
     recover_if_abandoned,
 )
 from pipelines.review_ledger import BatchRecord, decisions_for, get_batch
@@ -71,12 +72,23 @@ def decide(settings: Settings, batch_id: str) -> GateDecision:
     return GateDecision(True, f"approved by {approval['reviewer']}: {approval['reason']}", "reviewer", approval["reviewer"], batch)
 
 
-def publish_if_allowed(settings: Settings, batch_id: str) -> tuple[GateDecision, Publication]:
-    """Publish a batch the gate lets through, recording the gate's approver; PublicationRefused if not."""
+@dataclass(frozen=True)
+class PublishOutcome:
+    decision: GateDecision
+    publication: Publication | None
+    unchanged_since: str | None = None  # the current publication, when the batch adds nothing to it
+
+
+def publish_if_allowed(settings: Settings, batch_id: str) -> PublishOutcome:
+    """Publish a batch the gate lets through, recording the gate's approver; PublicationRefused if
+    not. A batch whose content is exactly the current publication's is not published again."""
     decision = decide(settings, batch_id)
     if not decision.allowed:
         raise PublicationRefused(decision.reason)
     batch = decision.batch
+    history = read_publications(settings.published_path)
+    if history and history[-1]["content_sha256"] == batch.content_sha256:
+        return PublishOutcome(decision, None, history[-1]["publication_id"])
     published = publish_batch(
         settings,
         batch_file=batch_path(settings, batch_id),
@@ -87,4 +99,4 @@ def publish_if_allowed(settings: Settings, batch_id: str) -> tuple[GateDecision,
         checks_passed=batch.checks_passed or 0,
         checks_failed=(batch.checks_failed or 0) + (batch.checks_errored or 0),
     )
-    return decision, published
+    return PublishOutcome(decision, published)

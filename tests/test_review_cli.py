@@ -179,7 +179,7 @@ def test_repo_reviewers_file_lists_named_reviewers(monkeypatch):
 def test_publish_command_publishes_an_approved_batch_through_dagster(settings, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     make_batch(settings, "passed-1", failing=False)
-    assert publish_if_allowed(settings, "passed-1")[1].batch_id == "passed-1"
+    assert publish_if_allowed(settings, "passed-1").publication.batch_id == "passed-1"
     make_batch(settings, "held-2", failing=True, rows=5)
     code, _, err = cli(capsys, "publish", "held-2")
     assert code == 2 and "held" in err

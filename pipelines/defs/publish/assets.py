@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from pipelines.batches import AUDITED_TABLES, batch_path, freeze_batch
+from pipelines.batches import AUDITED_TABLES, freeze_batch
 from pipelines.defs.quality.checks import audited_key
-from pipelines.gate import decide
-from pipelines.publishing import publish_batch, read_publications
+from pipelines.gate import publish_if_allowed
+from pipelines.publishing import PublicationRefused
 from pipelines.review_ledger import register_batch
 from pipelines.settings import load_settings
 from pipelines.warehouse import WAREHOUSE_POOL
@@ -62,34 +62,24 @@ def audited_batch(context: dg.AssetExecutionContext):
 def publication(context: dg.AssetExecutionContext):
     settings = load_settings()
     batch_id = context.run.tags.get(BATCH_TAG, context.run.run_id)
-    decision = decide(settings, batch_id)
-    if not decision.allowed:
-        raise dg.Failure(description=f"not published: {decision.reason}")
-    batch = decision.batch
-    current = read_publications(settings.published_path)
-    if current and current[-1]["content_sha256"] == batch.content_sha256:
+    try:
+        outcome = publish_if_allowed(settings, batch_id)
+    except PublicationRefused as refusal:
+        raise dg.Failure(description=f"not published: {refusal}") from refusal
+    decision, published = outcome.decision, outcome.publication
+    if published is None:
         context.log.info(
-            f"not published: batch {batch_id} is unchanged since publication {current[-1]['publication_id']} "
-            f"(content sha256 {batch.content_sha256})"
+            f"not published: batch {batch_id} is unchanged since publication {outcome.unchanged_since} "
+            f"(content sha256 {decision.batch.content_sha256})"
         )
         return
-    published = publish_batch(
-        settings,
-        batch_file=batch_path(settings, batch_id),
-        batch_id=batch_id,
-        content_sha256=batch.content_sha256,
-        approved_by=decision.approved_by,
-        approval_kind=decision.approval_kind,
-        checks_passed=batch.checks_passed or 0,
-        checks_failed=(batch.checks_failed or 0) + (batch.checks_errored or 0),
-    )
     context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
     yield dg.MaterializeResult(
         metadata={
             "publication_id": published.publication_id,
             "batch_id": batch_id,
             "approval": f"{decision.approval_kind}: {decision.approved_by}",
-            "content_sha256": batch.content_sha256,
+            "content_sha256": published.content_sha256,
             "path": dg.MetadataValue.path(str(settings.published_path)),
             **{f"rows_{table}": count for table, count in published.row_counts.items()},
         }
