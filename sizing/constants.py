@@ -249,3 +249,9 @@ COST = Cost()
 #: Grid defaults.
 DEFAULT_GPU_COUNTS: tuple[int, ...] = (1, 2, 4, 8, 16)
 DEFAULT_CONTEXTS: tuple[int, ...] = (4096, 32768, 131072)
+#: KV-cache dtypes of the published fit matrix: the engine default (the model dtype, BF16) and FP8
+#: (vLLM ``--kv-cache-dtype fp8``), which roughly doubles concurrency (sizing_anchors 3, demand #2).
+PUBLISHED_KV_DTYPES: tuple[str, ...] = ("bf16", "fp8")
+#: Recommendations are ranked at the engine's default KV dtype: FP8 KV trades some accuracy, so it
+#: is shown in the fit matrix as an option rather than chosen silently.
+RECOMMENDATION_KV_DTYPE: str = "bf16"

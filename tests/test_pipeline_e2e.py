@@ -84,6 +84,27 @@ def test_every_gpu_is_in_the_fit_matrix(published):
     assert {row[0] for row in query(db, "select distinct gpu_id from fit_matrix")} == gpus
 
 
+def test_fit_matrix_covers_both_kv_dtypes(published):
+    data_dir, _, _ = published
+    db = data_dir / "published.duckdb"
+    assert {row[0] for row in query(db, "select distinct kv_dtype from fit_matrix")} == {"bf16", "fp8"}
+    # An FP8 cache holds 1 byte per element instead of 2: never less concurrency than BF16, and
+    # Llama-3.1-8B on one H100 at 32k holds at least 1.9x as many sequences.
+    worse = query(
+        db,
+        """select count(*) from fit_matrix b join fit_matrix f using (model_id, gpu_id, precision, gpu_count, context_length)
+           where b.kv_dtype = 'bf16' and f.kv_dtype = 'fp8' and f.max_concurrent_seqs < b.max_concurrent_seqs""",
+    )[0][0]
+    assert worse == 0
+    bf16, fp8 = (
+        query(db, "select max_concurrent_seqs from fit_matrix where model_id = 'meta-llama/Meta-Llama-3.1-8B' and gpu_id = "
+                  "'nvidia-h100-sxm-80gb' and precision = 'bf16' and gpu_count = 1 and context_length = 32768 and kv_dtype = ?", [dtype])[0][0]
+        for dtype in ("bf16", "fp8")
+    )
+    assert bf16 > 0 and fp8 >= 1.9 * bf16
+    assert {row[0] for row in query(db, "select distinct kv_dtype from recommendations")} == {"bf16"}
+
+
 def test_published_architecture_values(published):
     data_dir, _, _ = published
     db = data_dir / "published.duckdb"

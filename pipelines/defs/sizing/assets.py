@@ -9,6 +9,7 @@ import polars as pl
 from pipelines.settings import load_settings
 from pipelines.warehouse import WAREHOUSE_POOL, connect, read_table, replace_table
 from sizing.architecture import describe
+from sizing.constants import PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE
 from sizing.grid import fit_matrix as build_fit_matrix
 from sizing.grid import recommendations as build_recommendations
 from sizing.model_spec import specs_to_frames
@@ -72,7 +73,7 @@ def fit_matrix() -> dg.MaterializeResult:
     settings = load_settings()
     with connect(settings.warehouse_path) as con:
         models, kv_groups, gpus = _grid_inputs(con)
-        matrix = build_fit_matrix(models, kv_groups, gpus)
+        matrix = build_fit_matrix(models, kv_groups, gpus, kv_dtype=PUBLISHED_KV_DTYPES)
         replace_table(con, "sizing.fit_matrix", matrix)
     return dg.MaterializeResult(
         metadata={
@@ -96,7 +97,7 @@ def recommendations() -> dg.MaterializeResult:
     settings = load_settings()
     with connect(settings.warehouse_path) as con:
         models, kv_groups, gpus = _grid_inputs(con)
-        matrix = read_table(con, "select * from sizing.fit_matrix")
+        matrix = read_table(con, f"select * from sizing.fit_matrix where kv_dtype = '{RECOMMENDATION_KV_DTYPE}'")
         prices = read_table(con, "select * from marts.provider_prices")
         ranked = build_recommendations(matrix, models, kv_groups, gpus, prices)
         replace_table(con, "sizing.recommendations", ranked)
