@@ -57,6 +57,11 @@ class VLLMMemory:
     #: Fraction of TOTAL device memory vLLM may use. 0.90 for v0.14-0.19, 0.92 from v0.22
     #: (ai-dynamo/aiconfigurator ``vllm_backend.py``; sizing_anchors 2.4 "budgets").
     gpu_memory_utilization: float = 0.92
+    #: Share of the datasheet capacity CUDA reports as total memory (what gpu_memory_utilization
+    #: multiplies): an H100 "80 GB" (80 GiB of HBM) shows 79.19 GiB to CUDA; budgeting on the catalog
+    #: figure over-predicted the KV pool by 0.77 GiB in llm-d-planner's vLLM v0.19 accuracy report
+    #: (sizing_anchors 2.5 "Physical vs catalog memory"). Applied to every GPU as a ratio.
+    cuda_visible_fraction: float = 79.19 / 80
     #: Non-torch memory (CUDA context, cuBLAS workspaces, NCCL buffers) per GPU, GiB.
     #: llm-d-incubation/llm-d-planner ``data/configuration/vllm_memory_constants.json`` (vLLM v0.19,
     #: H100): 0.27 GiB at TP1, 2.10 GiB at TP>=2 (NCCL); the accuracy report found the older 0.6 GiB

@@ -2,7 +2,8 @@
 
 For one replica of ``t = gpu_count`` GPUs in tensor parallel, per GPU:
 
-    usable   = physical_bytes x gpu_memory_utilization            (vLLM caps TOTAL memory use)
+    usable   = physical_bytes x cuda_visible_fraction x gpu_memory_utilization
+                                                                    (vLLM caps TOTAL memory use)
     weights  = weights_bytes(precision) / t                         (all linear layers are sharded,
                                                                      embeddings / LM head vocab-parallel)
     overhead = activation_peak(arch) + non_torch(t) + cuda_graph    (GiB constants, sizing.constants)
@@ -17,7 +18,8 @@ multiple of it (then KV heads are replicated); ``t`` divides vocab_size (vocab-p
 shards the vocabulary evenly across ranks -- the rule llm-d-planner applies, e.g. Qwen3-14B cannot
 run TP5 because 151,936 % 5 != 0). Invalid rows stay in the fit matrix with ``fits = False``.
 
-Physical memory is the gpus frame's ``memory_gb`` (1e9 bytes) as given by the catalogue.
+Physical memory is the gpus frame's ``memory_gb`` (1e9 bytes, the datasheet capacity), scaled by the share
+CUDA actually reports (``cuda_visible_fraction``).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def add_memory_columns(lf: pl.LazyFrame, mem: VLLMMemory = VLLM_MEMORY) -> pl.La
     headroom_gb, max_concurrent_seqs, fits, fit_class.
     """
     tp = pl.col("gpu_count")
-    usable = pl.col("memory_gb") * GB * mem.gpu_memory_utilization
+    usable = pl.col("memory_gb") * GB * mem.cuda_visible_fraction * mem.gpu_memory_utilization
     weights = pl.col("weights_bytes") / tp
     overhead = overhead_bytes_expr(tp, mem)
     kv = pl.col("kv_bytes_per_seq")
