@@ -40,6 +40,30 @@ STATIC_FILES = {
 }
 
 
+# Environment names live mode reads that a test must not inherit from the developer's shell.
+LIVE_ENV_CLEARED = ("HF_TOKEN", "FITATLAS_HTTP_ALLOWED_HOSTS", "FITATLAS_SPEC_SHEETS_DIR", "FITATLAS_SNAPSHOT_DIR")
+
+
+def live_mode_env(server: "FakeSources", data_dir: Path, watchlist: Path, clouds: tuple[str, ...]) -> dict[str, str]:
+    """Live mode pointed at this server, with timeouts and backoffs short enough for tests."""
+    return {
+        "FITATLAS_SOURCE": "live",
+        "FITATLAS_DATA_DIR": str(data_dir),
+        "FITATLAS_WATCHLIST": str(watchlist),
+        "HF_ENDPOINT": server.base_url,
+        "FITATLAS_OPENROUTER_URL": server.url(OPENROUTER_PATH),
+        "FITATLAS_LITELLM_URL": server.url(LITELLM_PATH),
+        "FITATLAS_GENAI_PRICES_URL": server.url(GENAI_PATH),
+        "FITATLAS_GPU_PRICES_URL": ",".join(server.url(skypilot_path(cloud)) for cloud in clouds),
+        "FITATLAS_HTTP_TIMEOUT_S": "0.5",
+        "FITATLAS_HTTP_MAX_ATTEMPTS": "3",
+        "FITATLAS_HTTP_BACKOFF_S": "0.01",
+        "FITATLAS_HTTP_BACKOFF_MAX_S": "0.05",
+        "FITATLAS_HTTP_MAX_SERVER_WAIT_S": "3",
+        "FITATLAS_HTTP_MAX_BYTES": str(8 * 1024 * 1024),
+    }
+
+
 def litellm_subset(entries: int) -> bytes:
     """The first `entries` models of the real LiteLLM map (plus `sample_spec`): the same wire
     format, small enough that landing it keeps a test quick."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from fake_sources import GENAI_PATH, LITELLM_PATH, OPENROUTER_PATH, SHARED_DATA, FakeSources, Fault, litellm_subset, skypilot_path
+from fake_sources import LIVE_ENV_CLEARED, LITELLM_PATH, OPENROUTER_PATH, SHARED_DATA, FakeSources, Fault, litellm_subset, live_mode_env, skypilot_path
 
 from pipelines.defs.ingest.assets import RAW_SOURCES
 from pipelines.settings import REPO_ROOT
@@ -61,25 +61,12 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         server.bodies[LITELLM_PATH] = litellm_subset(300)
         data_dir = tmp / "data"
         env = {
-            "FITATLAS_SOURCE": "live",
-            "FITATLAS_DATA_DIR": str(data_dir),
+            **live_mode_env(server, data_dir, watchlist, ("lambda", "vast", "runpod")),
             "FITATLAS_WAREHOUSE": str(data_dir / "warehouse.duckdb"),
-            "FITATLAS_WATCHLIST": str(watchlist),
-            "HF_ENDPOINT": server.base_url,
-            "FITATLAS_OPENROUTER_URL": server.url(OPENROUTER_PATH),
-            "FITATLAS_LITELLM_URL": server.url(LITELLM_PATH),
-            "FITATLAS_GENAI_PRICES_URL": server.url(GENAI_PATH),
-            "FITATLAS_GPU_PRICES_URL": ",".join(server.url(skypilot_path(c)) for c in ("lambda", "vast", "runpod")),
-            "FITATLAS_HTTP_TIMEOUT_S": "0.5",
-            "FITATLAS_HTTP_MAX_ATTEMPTS": "3",
-            "FITATLAS_HTTP_BACKOFF_S": "0.01",
-            "FITATLAS_HTTP_BACKOFF_MAX_S": "0.05",
-            "FITATLAS_HTTP_MAX_SERVER_WAIT_S": "3",
-            "FITATLAS_HTTP_MAX_BYTES": str(8 * 1024 * 1024),
         }
         for name, value in env.items():
             mp.setenv(name, value)
-        for name in ("HF_TOKEN", "FITATLAS_HTTP_ALLOWED_HOSTS", "FITATLAS_SPEC_SHEETS_DIR", "FITATLAS_SNAPSHOT_DIR"):
+        for name in LIVE_ENV_CLEARED:
             mp.delenv(name, raising=False)
         yield server, data_dir
 
