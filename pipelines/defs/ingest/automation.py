@@ -104,6 +104,36 @@ def spec_sheet_digests(directory: Path) -> dict[str, str]:
     }
 
 
+def ingest_changes(
+    context: dg.SensorEvaluationContext,
+    previous: dict[str, str],
+    current: dict[str, str],
+    *,
+    raw_table: str,
+    key_prefix: str,
+    trigger: str,
+    what: str,
+    nothing: str,
+) -> dg.SensorResult:
+    """One run request landing exactly the items whose digest moved since the cursor (item -> digest)."""
+    changes = [(item, previous.get(item), digest) for item, digest in current.items() if previous.get(item) != digest]
+    cursor = json.dumps(current, sort_keys=True)
+    if not changes:
+        return dg.SensorResult(skip_reason=nothing, cursor=cursor)
+    changed = [item for item, _before, _after in changes]
+    context.log.info(f"{len(changed)} {what}: {', '.join(changed[:20])}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=change_key(key_prefix, changes),
+                run_config=raw_run_config(raw_table, items=changed),
+                tags={TRIGGER_TAG: trigger},
+            )
+        ],
+        cursor=cursor,
+    )
+
+
 @dg.sensor(
     name="spec_sheet_sensor",
     job=spec_sheet_ingest_job,
@@ -115,21 +145,10 @@ def spec_sheet_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     directory = load_settings().spec_sheets_dir
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current = spec_sheet_digests(directory)
-    changes = [(path, previous.get(path), sha) for path, sha in current.items() if previous.get(path) != sha]
-    cursor = json.dumps(current, sort_keys=True)
-    if not changes:
-        return dg.SensorResult(skip_reason=f"no new or changed sheet in {directory}", cursor=cursor)
-    changed = [path for path, _before, _after in changes]
-    context.log.info(f"{len(changed)} new or changed spec sheet(s): {', '.join(changed[:20])}")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=change_key("spec-sheets", changes),
-                run_config=raw_run_config("gpu_spec_sheets", items=changed),
-                tags={TRIGGER_TAG: "spec_sheet_change"},
-            )
-        ],
-        cursor=cursor,
+    return ingest_changes(
+        context, previous, current, raw_table="gpu_spec_sheets", key_prefix="spec-sheets",
+        trigger="spec_sheet_change", what="new or changed spec sheet(s)",
+        nothing=f"no new or changed sheet in {directory}",
     )
 
 
@@ -162,21 +181,10 @@ def hf_model_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
             context.log.warning(f"{repo}: model info unavailable ({error.reason}); keeping its last known sha")
             if repo in previous:
                 current[repo] = previous[repo]
-    changes = [(repo, previous.get(repo), sha) for repo, sha in current.items() if previous.get(repo) != sha]
-    cursor = json.dumps(current, sort_keys=True)
-    if not changes:
-        return dg.SensorResult(skip_reason=f"no sha changed among {len(watchlist.models)} watchlist model(s)", cursor=cursor)
-    changed = [repo for repo, _before, _after in changes]
-    context.log.info(f"{len(changed)} model(s) changed on the Hub: {', '.join(changed[:20])}")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=change_key("hf-models", changes),
-                run_config=raw_run_config("hf_model_configs", items=changed),
-                tags={TRIGGER_TAG: "hf_sha_change"},
-            )
-        ],
-        cursor=cursor,
+    return ingest_changes(
+        context, previous, current, raw_table="hf_model_configs", key_prefix="hf-models",
+        trigger="hf_sha_change", what="model(s) changed on the Hub",
+        nothing=f"no sha changed among {len(watchlist.models)} watchlist model(s)",
     )
 
 
