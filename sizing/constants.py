@@ -170,11 +170,9 @@ class DecodeEfficiency:
     #: bandwidth a ring achieves.
     allreduce_latency_s: float = 20e-6  # fitted (calibrate.py, 2026-11-27); BLIS uses 20 us
     comm_efficiency: float = 0.7  # prior (not fitted: TP comm is latency-dominated in the data)
-    #: Per-GPU bandwidth when gpu_count > GPUs per node (InfiniBand NDR 400 Gb/s per GPU on DGX
-    #: H100/B200 = 50 GB/s) and when a GPU has no interconnect figure (PCIe Gen4 x16 ~ 25 GB/s effective).
-    gpus_per_node: int = 8
-    inter_node_gbps: float = 50.0
-    pcie_fallback_gbps: float = 25.0
+    #: Pipeline-parallel hop between stages in different scale-up domains: one send of the batch's
+    #: hidden states over the scale-out NIC plus this latency (RDMA send/recv ~ 10-30 us; prior).
+    pipeline_hop_latency_s: float = 30e-6
 
 
 DECODE = DecodeEfficiency()
@@ -250,6 +248,43 @@ class Cost:
 
 
 COST = Cost()
+
+@dataclass(frozen=True)
+class Topology:
+    """Topology assumed for GPU frames that carry none (library callers; the published ``gpus`` mart
+    always carries its own per GPU, from ``dbt_project/seeds/gpu_topology.csv``): an 8-GPU HGX-style
+    node (DGX H100/B200 convention) on InfiniBand NDR 400 Gb/s per GPU (= 50 GB/s, aiconfigurator
+    ``h100_sxm.yaml`` ``inter_node_bw``), and a PCIe Gen4 x16 link (~25 GB/s effective) when the GPU
+    has no interconnect figure."""
+
+    scale_up_domain_gpus: int = 8
+    scale_out_gbps: float = 50.0
+    pcie_gbps: float = 25.0
+
+
+DEFAULT_TOPOLOGY = Topology()
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How recommendations break near-ties (product rules; the grid's docstring restates them).
+
+    Costs (or, for unpriced rows, GPU-time per token) within ``tie_band`` (1 %) of each other are a
+    tie: the estimate's own error is far larger, so a 0.01 % edge (INT8 over FP8 on Hopper from a
+    0.1 GB scale-size difference) must not decide a pick. Ties are measured in bands of 1 % from the
+    cheapest row of the comparison and broken by: deployable as is (no other checkpoint needed),
+    then higher precision (``precision_preference``), then fewer GPUs.
+
+    ``precision_preference``: more bits first; at equal bits the float format first -- FP8 is the
+    hardware-native 8-bit format from Ada/Hopper on with better accuracy than INT8 W8A8, and NVFP4
+    (FP8 scales per 16 weights) keeps more accuracy than INT4 g128 (NVIDIA ModelOpt and vLLM
+    quantization docs)."""
+
+    tie_band: float = 0.01
+    precision_preference: tuple[str, ...] = ("bf16", "fp8", "int8", "fp4", "int4")
+
+
+RANKING = Ranking()
 
 #: Grid defaults.
 DEFAULT_GPU_COUNTS: tuple[int, ...] = (1, 2, 4, 8, 16)

@@ -3,24 +3,33 @@
 Everything is Polars expressions and joins over whole frames: no Python loop per cell.
 
 ``fit_matrix`` -- memory only (``sizing.kv`` + ``sizing.memory``). One row per supported model x GPU x
-precision (with non-zero weight bytes) x gpu_count (= tensor-parallel degree) x context x KV dtype.
-Context rows above a model's ``max_context`` are dropped; a model whose ``max_context`` is below
-every grid context gets one row at its ``max_context`` instead (so short-context models still appear).
+precision (with non-zero weight bytes) x gpu_count x context x KV dtype. ``gpu_count`` GPUs run the
+layout an engine would start (``sizing.parallelism``): the largest valid tensor-parallel degree inside
+one scale-up domain, the rest pipeline parallel across the GPU's scale-out fabric; ``tp_valid`` is
+false (and ``layout_reason`` says why) when no such layout exists. Context rows above a model's
+``max_context`` are dropped; a model whose ``max_context`` is below every grid context gets one row
+at its ``max_context`` instead (so short-context models still appear).
 
 ``evaluate_configs`` -- speed + cost for fitting rows (``sizing.speed``, ``sizing.cost``) at a request
 mix ``input_len``/``output_len``: the workload concurrency is ``floor(KV pool / kv(input+output))``
 capped by vLLM's ``max_num_seqs``; batch sizes 1, 2, 4, ... up to that cap (plus the cap itself) are
 evaluated and the batch with the highest output tok/s whose ITL meets the SLO is kept.
 
-``recommendations`` -- ranking, explicit and reproducible from published columns:
+``recommendations`` -- ranking, explicit and reproducible from published columns. Rows are compared
+on one metric, lower is better: ``cost_per_mtok_usd`` when priced, else GPU-seconds per token
+(``gpu_count / decode_tok_s``).
   1. priced rows (hourly price known) before unpriced ones;
   2. rows meeting the ITL SLO (``itl_ms <= itl_slo_ms`` at the chosen batch) first;
-  3. ``cost_per_mtok_usd`` ascending (unpriced rows: ``decode_tok_s / gpu_count`` descending);
-  4. ties: ``decode_tok_s / gpu_count`` desc, ``gpu_count`` asc, ``gpu_id``, ``precision``.
-  One row per GPU model (its best count/precision); ``rank`` 1..top_n per model;
-  ``score = 100 * min(cost_per_mtok_usd of SLO-meeting priced rows) / cost_per_mtok_usd`` for
-  SLO-meeting priced rows (100 = best), null otherwise. The context used is the smallest grid context
-  that holds ``input_len + output_len`` (else the largest available).
+  3. for a quantized repo (``checkpoint_precision`` not bf16), rows deployable from this repo as is
+     (``needs_other_checkpoint`` false, ``sizing.checkpoints``) first: its rank 1 runs its own weights;
+  4. the metric, where values within 1 % are ties (``RANKING.tie_band``: bands of 1 % measured from
+     the best row of the comparison), broken by: deployable as is, then higher precision
+     (bf16 > fp8 > int8 > fp4 > int4, ``RANKING.precision_preference``), then fewer GPUs, then the
+     exact metric, ``gpu_id``, ``precision``.
+  The same rules pick one row per GPU model (its best count/precision), then order the GPUs;
+  ``rank`` 1..top_n per model; ``score = 100 * min(cost_per_mtok_usd of SLO-meeting priced rows) /
+  cost_per_mtok_usd`` for SLO-meeting priced rows (100 = best), null otherwise. The context used is
+  the smallest grid context that holds ``input_len + output_len`` (else the largest available).
 """
 
 from __future__ import annotations
@@ -29,8 +38,11 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from sizing.checkpoints import checkpoint_columns
 from sizing.constants import (
     COST,
+    RANKING,
+    Ranking,
     DECODE,
     PREFILL,
     DecodeEfficiency,
@@ -44,6 +56,14 @@ from sizing.cost import api_prices, cost_columns
 from sizing.kv import attention_tokens_frame, kv_per_gpu_frame
 from sizing.memory import add_memory_columns, max_num_seqs_expr
 from sizing.model_spec import PRECISIONS
+from sizing.parallelism import (
+    CONSTRAINT_COLUMNS,
+    TOPOLOGY_COLUMNS,
+    add_layout_columns,
+    tp_candidates,
+    with_constraint_columns,
+    with_topology_columns,
+)
 from sizing.speed import decode_itl_s_expr, output_tok_s_expr, prefill_compute_s_expr, ttft_s_expr
 
 FIT_COLUMNS = [
@@ -61,7 +81,11 @@ FIT_COLUMNS = [
     "headroom_gb",
     "max_concurrent_seqs",
     "fit_class",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "expert_parallel",
     "tp_valid",
+    "layout_reason",
     "fits",
 ]
 
@@ -76,6 +100,8 @@ _MODEL_MEMORY_COLUMNS = [
     "num_kv_heads",
     "vocab_size",
     "max_context",
+    "num_layers",
+    *(c for c in CONSTRAINT_COLUMNS if c not in ("num_attention_heads", "num_kv_heads", "vocab_size")),
 ]
 _MODEL_SPEED_COLUMNS = [
     "model_id",
@@ -103,6 +129,7 @@ _GPU_COLUMNS = [
     "interconnect_gbps",
     "hourly_usd",
 ]
+_GPU_FLOAT_COLUMNS = [c for c in _GPU_COLUMNS if c not in ("gpu_id", "name")]
 
 
 def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -112,10 +139,21 @@ def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
 def _gpus_lazy(gpus: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     lf = gpus.lazy()
     names = lf.collect_schema().names()
-    missing = [c for c in _GPU_COLUMNS if c not in names]
-    return lf.with_columns(pl.lit(None, pl.Float64).alias(c) for c in missing).with_columns(
-        pl.col(c).cast(pl.Float64) for c in _GPU_COLUMNS if c not in ("gpu_id", "name")
+    missing = [c for c in _GPU_FLOAT_COLUMNS if c not in names]
+    lf = lf.with_columns(pl.lit(None, pl.Float64).alias(c) for c in missing).with_columns(
+        pl.col(c).cast(pl.Float64) for c in _GPU_FLOAT_COLUMNS
     )
+    return with_topology_columns(lf).select("gpu_id", "name", *_GPU_FLOAT_COLUMNS, *TOPOLOGY_COLUMNS)
+
+
+def _models_lazy(models: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    return with_constraint_columns(models.lazy())
+
+
+def _per_stage(per_gpu_at_tp: pl.Expr) -> pl.Expr:
+    """Bytes a GPU holds when the layers are split over ``pipeline_parallel`` stages (rounded up)."""
+    pp = pl.col("pipeline_parallel").cast(pl.Int64)
+    return (-((-per_gpu_at_tp) // pp)).cast(pl.Int64)
 
 
 def fit_matrix_lazy(
@@ -129,7 +167,7 @@ def fit_matrix_lazy(
     kv_dtype: str | Sequence[str] = "bf16",
 ) -> pl.LazyFrame:
     kv_dtypes = _as_tuple(kv_dtype)
-    supported = models.lazy().filter(pl.col("supported"))
+    supported = _models_lazy(models).filter(pl.col("supported"))
     weight_cols = [f"weights_bytes_{p}" for p in precisions]
     weights = (
         supported.select("model_id", *weight_cols)
@@ -161,20 +199,24 @@ def fit_matrix_lazy(
     )
     kv = kv_per_gpu_frame(
         kv_groups.lazy().join(supported.select("model_id"), on="model_id", how="semi"),
-        gpu_counts=gpu_counts,
+        gpu_counts=tp_candidates(gpu_counts),
         contexts=sorted(set(contexts) | set(extra_ctx)),
         kv_dtypes=kv_dtypes,
-    )
+    ).rename({"gpu_count": "tensor_parallel"})
     counts = pl.LazyFrame({"gpu_count": list(gpu_counts)}, schema={"gpu_count": pl.Int64})
     dtypes = pl.LazyFrame({"kv_dtype": list(kv_dtypes)}, schema={"kv_dtype": pl.Utf8})
-    frame = (
+    layouts = add_layout_columns(
         supported.select(_MODEL_MEMORY_COLUMNS)
-        .join(weights, on="model_id")
+        .join(_gpus_lazy(gpus).select("gpu_id", "name", "memory_gb", *TOPOLOGY_COLUMNS), how="cross")
+        .join(counts, how="cross"),
+        gpu_counts,
+    )
+    frame = (
+        layouts.join(weights, on="model_id")
         .join(model_ctx, on="model_id")
-        .join(_gpus_lazy(gpus).select("gpu_id", "name", "memory_gb"), how="cross")
-        .join(counts, how="cross")
         .join(dtypes, how="cross")
-        .join(kv, on=["model_id", "gpu_count", "context_length", "kv_dtype"], how="left")
+        .join(kv, on=["model_id", "tensor_parallel", "context_length", "kv_dtype"], how="left")
+        .with_columns(kv_bytes_per_seq=_per_stage(pl.col("kv_bytes_per_seq")))
     )
     return add_memory_columns(frame).select(FIT_COLUMNS)
 
@@ -221,22 +263,23 @@ def evaluate_configs(
     schema = rows.collect_schema()
     if "context_length" not in schema.names():
         raise ValueError("fit_rows must come from fit_matrix")
-    present = rows.select("gpu_count", "kv_dtype").unique().collect()
+    present = rows.select("tensor_parallel", "kv_dtype").unique().collect()
     kv = (
         kv_per_gpu_frame(
             kv_groups.lazy().join(rows.select("model_id").unique(), on="model_id", how="semi"),
-            gpu_counts=sorted(present["gpu_count"].unique().to_list()) or [1],
+            gpu_counts=sorted(present["tensor_parallel"].unique().to_list()) or [1],
             contexts=sorted({seq_total, s_mean}),
             kv_dtypes=sorted(present["kv_dtype"].unique().to_list()) or ["bf16"],
         )
+        .rename({"gpu_count": "tensor_parallel"})
         .collect()
         .lazy()
     )
     kv_work = kv.filter(pl.col("context_length") == seq_total).select(
-        "model_id", "gpu_count", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_work_bytes")
+        "model_id", "tensor_parallel", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_work_bytes")
     )
     kv_mean = kv.filter(pl.col("context_length") == s_mean).select(
-        "model_id", "gpu_count", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_mean_bytes")
+        "model_id", "tensor_parallel", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_mean_bytes")
     )
     attn = attention_tokens_frame(kv_groups, sorted({s_mean, input_len})).collect().lazy()
     attn_mean = attn.filter(pl.col("length") == s_mean).select("model_id", pl.col("attn_layer_tokens").alias("attn_mean"))
@@ -245,14 +288,16 @@ def evaluate_configs(
     cap = pl.lit(max_num_seqs) if max_num_seqs is not None else max_num_seqs_expr()
     base = (
         rows.join(models.lazy().select(_MODEL_SPEED_COLUMNS), on="model_id")
-        .join(_gpus_lazy(gpus).select(_GPU_COLUMNS), on="gpu_id")
-        .join(kv_work, on=["model_id", "gpu_count", "kv_dtype"], how="left")
-        .join(kv_mean, on=["model_id", "gpu_count", "kv_dtype"], how="left")
+        .join(_gpus_lazy(gpus), on="gpu_id")
+        .join(kv_work, on=["model_id", "tensor_parallel", "kv_dtype"], how="left")
+        .join(kv_mean, on=["model_id", "tensor_parallel", "kv_dtype"], how="left")
         .join(attn_mean, on="model_id", how="left")
         .join(attn_in, on="model_id", how="left")
         .with_columns(
             pl.col("attn_mean").fill_null(0.0),
             pl.col("attn_in").fill_null(0.0),
+            kv_work_bytes=_per_stage(pl.col("kv_work_bytes")),
+            domains=(pl.col("gpu_count") + pl.col("scale_up_domain_gpus") - 1) // pl.col("scale_up_domain_gpus"),
             weights_bytes=pl.col("weights_gb_per_gpu") * GB * pl.col("gpu_count"),
             input_len=pl.lit(input_len, pl.Int64),
             output_len=pl.lit(output_len, pl.Int64),
@@ -294,7 +339,7 @@ def evaluate_configs(
         .with_columns(cost_columns(pl.col("decode_tok_s"), utilisation))
         .with_columns(itl_slo_ms=pl.lit(itl_slo_ms, pl.Float64))
     )
-    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit")
+    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "domains")
 
 
 RECOMMENDATION_COLUMNS = [
@@ -302,7 +347,13 @@ RECOMMENDATION_COLUMNS = [
     "rank",
     "gpu_id",
     "gpu_count",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "expert_parallel",
     "precision",
+    "checkpoint_precision",
+    "needs_other_checkpoint",
+    "checkpoint_model_id",
     "kv_dtype",
     "context_length",
     "batch_size",
@@ -328,6 +379,13 @@ RECOMMENDATION_COLUMNS = [
 ]
 
 
+def _tie_band(metric: pl.Expr, over: list[str], band: float) -> pl.Expr:
+    """Band of ``band`` (1 %) widths measured from the partition's best (lowest) metric: rows in the
+    same band are ties."""
+    best = metric.min().over(over)
+    return ((metric / best).log() / pl.lit(1.0 + band).log() + 1e-9).floor().cast(pl.Int64)
+
+
 def recommendations(
     fit_matrix: pl.DataFrame | pl.LazyFrame,
     models: pl.DataFrame | pl.LazyFrame,
@@ -340,6 +398,7 @@ def recommendations(
     top_n: int = 5,
     itl_slo_ms: float | None = WORKLOAD.itl_slo_ms,
     utilisation: float = COST.default_utilisation,
+    ranking: Ranking = RANKING,
 ) -> pl.DataFrame:
     """Top ``top_n`` GPU configurations per model, ranked as in the module doc."""
     seq_total = input_len + output_len
@@ -364,15 +423,30 @@ def recommendations(
         itl_slo_ms=itl_slo_ms,
         utilisation=utilisation,
     )
+    precisions = evaluated.select("precision").unique()
+    checkpoints = checkpoint_columns(models.lazy().filter(pl.col("supported")), precisions)
+    preference = {p: i for i, p in enumerate(ranking.precision_preference)}
     priced = pl.col("cost_per_mtok_usd").is_not_null()
+    # lower is better: $/M tokens when priced, else GPU-seconds per token
+    metric = pl.when(priced).then(pl.col("cost_per_mtok_usd")).otherwise(pl.col("gpu_count") / pl.col("decode_tok_s"))
+    classes = ["model_id", "_priced", "meets_itl_slo", "_other_weights_last"]
+    order = ["_band", "needs_other_checkpoint", "_precision_rank", "gpu_count", "_metric", "gpu_id", "precision"]
     ranked = (
-        evaluated.with_columns(_priced=priced, _tok_s_per_gpu=pl.col("decode_tok_s") / pl.col("gpu_count"))
-        .sort(
-            ["model_id", "_priced", "meets_itl_slo", "cost_per_mtok_usd", "_tok_s_per_gpu", "gpu_count", "gpu_id", "precision"],
-            descending=[False, True, True, False, True, False, False, False],
-            nulls_last=True,
+        evaluated.join(checkpoints, on=["model_id", "precision"], how="left")
+        .with_columns(
+            _priced=priced,
+            _metric=metric,
+            _precision_rank=pl.col("precision").replace_strict(preference, default=len(preference), return_dtype=pl.Int64),
+            # a quantized repo's answer is its own checkpoint first (the repo a reader looked up)
+            _other_weights_last=pl.col("needs_other_checkpoint") & (pl.col("checkpoint_precision") != "bf16"),
         )
+        # best configuration per GPU, ties broken by the rules in the module doc
+        .with_columns(_band=_tie_band(pl.col("_metric"), [*classes, "gpu_id"], ranking.tie_band))
+        .sort([*classes, *order], descending=[False, True, True, False] + [False] * len(order), nulls_last=True)
         .unique(subset=["model_id", "gpu_id"], keep="first", maintain_order=True)
+        # then GPUs against each other, same rules
+        .with_columns(_band=_tie_band(pl.col("_metric"), classes, ranking.tie_band))
+        .sort([*classes, *order], descending=[False, True, True, False] + [False] * len(order), nulls_last=True)
         .with_columns(rank=(pl.col("model_id").cum_count().over("model_id")).cast(pl.Int64))
         .with_columns(
             _best=pl.col("cost_per_mtok_usd").filter(pl.col("_priced") & pl.col("meets_itl_slo")).min().over("model_id")

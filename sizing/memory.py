@@ -1,22 +1,22 @@
 """Per-GPU memory budget and fit, faithful to vLLM V1 (see ``sizing.constants.VLLMMemory``).
 
-For one replica of ``t = gpu_count`` GPUs in tensor parallel, per GPU:
+For one replica of ``n = gpu_count`` GPUs laid out as ``t`` tensor-parallel x ``p`` pipeline-parallel
+ranks (``sizing.parallelism``), per GPU:
 
     usable   = physical_bytes x cuda_visible_fraction x gpu_memory_utilization
                                                                     (vLLM caps TOTAL memory use)
-    weights  = weights_bytes(precision) / t                         (all linear layers are sharded,
-                                                                     embeddings / LM head vocab-parallel)
-    overhead = activation_peak(arch) + non_torch(t) + cuda_graph    (GiB constants, sizing.constants)
+    weights  = weights_bytes(precision) / n                         (linear layers sharded by TP,
+                                                                     layers split across PP stages)
+    overhead = activation_peak(arch) + non_torch(n) + cuda_graph    (GiB constants, sizing.constants)
     KV pool  = usable - weights - overhead
     fits at context s  <=>  tp_valid and KV pool >= kv_bytes_per_seq(s)   (vLLM refuses to start
                                                                             otherwise)
     max_concurrent_seqs = floor(KV pool / kv_bytes_per_seq(s))     (uncapped; speed caps it at
                                                                      max_num_seqs)
 
-TP validity (``tp_valid``): ``t`` divides num_attention_heads; ``t`` divides num_kv_heads or is a
-multiple of it (then KV heads are replicated); ``t`` divides vocab_size (vocab-parallel embedding
-shards the vocabulary evenly across ranks -- the rule llm-d-planner applies, e.g. Qwen3-14B cannot
-run TP5 because 151,936 % 5 != 0). Invalid rows stay in the fit matrix with ``fits = False``.
+``kv_bytes_per_seq`` is the per-GPU KV at tensor-parallel degree ``t`` divided over the ``p`` stages.
+``tp_valid`` (the layout starts on a real engine) comes from ``sizing.parallelism``; invalid rows
+stay in the fit matrix with ``fits = False``.
 
 Physical memory is the gpus frame's ``memory_gb`` (1e9 bytes, the datasheet capacity), scaled by the share
 CUDA actually reports (``cuda_visible_fraction``).
@@ -52,17 +52,6 @@ def overhead_bytes_expr(tp: pl.Expr, mem: VLLMMemory = VLLM_MEMORY) -> pl.Expr:
     return (activation_gib_expr(mem) + non_torch_gib_expr(tp, mem) + mem.cuda_graph_gib) * GIB
 
 
-def tp_valid_expr(tp: pl.Expr) -> pl.Expr:
-    """t | n_heads, (t | n_kv or n_kv | t), t | vocab. Zero/unknown counts do not constrain."""
-    nq = pl.col("num_attention_heads").fill_null(0)
-    nkv = pl.col("num_kv_heads").fill_null(0)
-    vocab = pl.col("vocab_size").fill_null(0)
-    heads_ok = (nq == 0) | (nq % tp == 0)
-    kv_ok = (nkv == 0) | (nkv % tp == 0) | (tp % pl.max_horizontal(nkv, pl.lit(1)) == 0)
-    vocab_ok = (vocab == 0) | (vocab % tp == 0)
-    return heads_ok & kv_ok & vocab_ok
-
-
 def max_num_seqs_expr(mem: VLLMMemory = VLLM_MEMORY) -> pl.Expr:
     """vLLM's default ``--max-num-seqs`` for the GPU (1024 on >= 70 GiB non-A100 GPUs, else 256)."""
     large = (pl.col("memory_gb") * GB >= mem.large_gpu_gib * GIB) & ~pl.col("name").fill_null("").str.contains("A100")
@@ -88,10 +77,11 @@ def fit_class_expr(concurrency: pl.Expr) -> pl.Expr:
 
 
 def add_memory_columns(lf: pl.LazyFrame, mem: VLLMMemory = VLLM_MEMORY) -> pl.LazyFrame:
-    """Add the budget columns to a frame with model columns, gpu columns, ``gpu_count``,
-    ``weights_bytes`` (at the row's precision) and ``kv_bytes_per_seq`` (per GPU at the row's context).
+    """Add the budget columns to a frame with model columns, gpu columns, ``gpu_count``, ``tp_valid``
+    (``sizing.parallelism``), ``weights_bytes`` (at the row's precision) and ``kv_bytes_per_seq`` (per
+    GPU at the row's context and layout).
 
-    Adds: tp_valid, weights_gb_per_gpu, kv_gb_per_seq, overhead_gb, usable_gb, kv_pool_gb,
+    Adds: weights_gb_per_gpu, kv_gb_per_seq, overhead_gb, usable_gb, kv_pool_gb,
     headroom_gb, max_concurrent_seqs, fits, fit_class.
     """
     tp = pl.col("gpu_count")
@@ -100,7 +90,6 @@ def add_memory_columns(lf: pl.LazyFrame, mem: VLLMMemory = VLLM_MEMORY) -> pl.La
     overhead = overhead_bytes_expr(tp, mem)
     kv = pl.col("kv_bytes_per_seq")
     lf = lf.with_columns(
-        tp_valid=tp_valid_expr(tp),
         weights_gb_per_gpu=weights / GB,
         kv_gb_per_seq=kv / GB,
         overhead_gb=overhead / GB,

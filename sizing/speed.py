@@ -1,25 +1,33 @@
 """Decode / prefill rooflines as Polars expressions (one row = one configuration x batch size).
 
-Per GPU of a TP group of ``t`` GPUs, batch ``B`` concurrent sequences, mean context
-``s_mean = input_len + output_len/2``:
+A replica of ``n = gpu_count`` GPUs runs ``t = tensor_parallel`` x ``p = pipeline_parallel`` ranks
+(``sizing.parallelism``). ``B`` concurrent sequences are split into ``p`` micro-batches of
+``b = B/p`` that flow through the stages (vLLM's virtual engines); mean context
+``s_mean = input_len + output_len/2``. Per GPU, per stage step at micro-batch ``b``:
 
-- weights read per step: dense ``W/t``; MoE ``(W - X)/t + X/t * E_eff(B)/E`` with routed-expert bytes
-  ``X`` and ``E_eff(B) = E * (1 - (1 - k/E)^B)`` distinct experts touched per MoE layer
+- weights read: dense ``W/n``; MoE ``(W - X)/n + X/n * E_eff(b)/E`` with routed-expert bytes
+  ``X`` and ``E_eff(b) = E * (1 - (1 - k/E)^b)`` distinct experts touched per MoE layer
   (uniform routing; sizing_anchors 2.6).
-- KV read per step: ``B * kv_bytes_per_seq(s_mean)`` (per GPU, from ``sizing.kv``).
-- FLOPs per step: ``(2 * P_active * B + 4 * n_q * d * B * sum_layers min(s_mean, window)) / t``.
-- ``ITL(B) = max(bytes/(BW*MBU), FLOPs/(peak*MFU_decode)) + step + L*layer + B*seq + comm``, comm for t > 1:
-  ``2 L`` all-reduces of ``B*h*2`` bytes, ring ``2(t-1)/t * msg / (link*eff) + latency``; link is the
-  GPU's intra-node interconnect (PCIe fallback if null), InfiniBand beyond one node (t > 8).
+- KV read: ``b * kv_bytes_per_seq(s_mean) / p`` (per GPU at TP ``t``, from ``sizing.kv``; each stage
+  holds ``1/p`` of the layers).
+- FLOPs: ``(2 * P_active * b + 4 * n_q * d * b * sum_layers min(s_mean, window)) / n``.
+- ``stage(b) = max(bytes/(BW*MBU), FLOPs/(peak*MFU_decode)) + (L/p)*layer + b*seq + comm(b, L/p)``,
+  comm for t > 1: ``2 L/p`` all-reduces of ``b*h*2`` bytes, ring ``2(t-1)/t * msg / (link*eff) +
+  latency``; the link is the GPU's scale-up fabric (``sizing.parallelism.tp_link_gbps_expr``:
+  NVLink/xGMI/Gaudi, PCIe beyond a bridge), which a tensor-parallel group never leaves.
+- ``ITL(B) = p * stage(B/p) + step + (p-1) * hop(b)``: a token crosses every stage; a hop sends the
+  micro-batch's hidden states (``b*h*2`` bytes) over the scale-out NIC (``scale_out_gbps``) when the
+  replica spans scale-up domains, else over the scale-up link, plus ``pipeline_hop_latency_s``.
+  With ``p = 1`` this is the single-stage roofline.
 - MoE models use ``MFU x moe_mfu_scale`` (decode and prefill; grouped expert GEMMs are less efficient).
 - peak by precision: fp8 -> fp8_tflops, int8 -> int8_tops, fp4 -> fp4_tflops, int4/bf16 -> bf16;
   a null peak (no hardware dtype) falls back to bf16_tflops (weight-only kernels).
 - prefill of one request of S tokens: ``FLOPs = 2*P_active*S + 2*n_q*d*S*sum_layers min(S, window)``
-  (causal attention; SWA layers capped); ``TTFT = max(FLOPs/(t*peak*MFU_prefill), W/t/(BW*MBU)) +
+  (causal attention; SWA layers capped); ``TTFT = max(FLOPs/(n*peak*MFU_prefill), W/n/(BW*MBU)) +
   fixed + comm(S)``.
 - output tokens/s of the replica at batch B, for a given input/output mix, in continuous-batching
   steady state: every request needs ``output_len`` decode steps and its prefill compute, so
-  ``tok/s = B * out / (out * ITL(B) + B * FLOPs_prefill(in)/(t*peak*MFU_prefill))``.
+  ``tok/s = B * out / (out * ITL(B) + B * FLOPs_prefill(in)/(n*peak*MFU_prefill))``.
 
 Constants: ``sizing.constants.DECODE`` / ``PREFILL`` (calibrated, see benchmarks/calibrate.py).
 """
@@ -29,6 +37,7 @@ from __future__ import annotations
 import polars as pl
 
 from sizing.constants import DECODE, GB, PEAK_COLUMN_BY_PRECISION, PREFILL, DecodeEfficiency, PrefillEfficiency
+from sizing.parallelism import tp_link_gbps_expr
 
 
 def _moe_scale(scale: float) -> pl.Expr:
@@ -66,47 +75,65 @@ def expert_fraction_expr(batch: pl.Expr) -> pl.Expr:
     return pl.when(moe).then(frac).otherwise(pl.lit(1.0))
 
 
-def weights_read_per_gpu_expr(batch: pl.Expr) -> pl.Expr:
-    tp = pl.col("gpu_count")
+def _tp() -> pl.Expr:
+    return pl.col("tensor_parallel").cast(pl.Float64)
+
+
+def _pp() -> pl.Expr:
+    return pl.col("pipeline_parallel").cast(pl.Float64)
+
+
+def _n() -> pl.Expr:
+    return pl.col("gpu_count").cast(pl.Float64)
+
+
+def weights_read_per_gpu_expr(micro_batch: pl.Expr) -> pl.Expr:
     w = pl.col("weights_bytes").cast(pl.Float64)
     x = pl.when(pl.col("is_moe").fill_null(False)).then(expert_bytes_expr()).otherwise(pl.lit(0.0))
-    return ((w - x) + x * expert_fraction_expr(batch)) / tp
+    return ((w - x) + x * expert_fraction_expr(micro_batch)) / _n()
 
 
-def link_bytes_per_s_expr(d: DecodeEfficiency = DECODE) -> pl.Expr:
-    intra = pl.coalesce(pl.col("interconnect_gbps"), pl.lit(d.pcie_fallback_gbps))
-    link = pl.when(pl.col("gpu_count") > d.gpus_per_node).then(pl.lit(d.inter_node_gbps)).otherwise(intra)
-    return link * GB * d.comm_efficiency
+def scale_up_bytes_per_s_expr(d: DecodeEfficiency = DECODE) -> pl.Expr:
+    return tp_link_gbps_expr() * GB * d.comm_efficiency
 
 
 def allreduce_time_expr(tokens: pl.Expr, d: DecodeEfficiency = DECODE) -> pl.Expr:
-    """Time of the 2 all-reduces per layer for ``tokens`` rows of hidden state (bf16), whole model."""
-    tp = pl.col("gpu_count").cast(pl.Float64)
+    """Time of the 2 all-reduces per layer for ``tokens`` rows of hidden state (bf16), over the layers
+    of one pipeline stage."""
+    tp = _tp()
     msg = tokens.cast(pl.Float64) * pl.col("hidden_size") * 2.0
-    per = 2.0 * (tp - 1.0) / tp * msg / link_bytes_per_s_expr(d) + d.allreduce_latency_s
-    return pl.when(tp > 1).then(2.0 * pl.col("num_layers") * per).otherwise(pl.lit(0.0))
+    per = 2.0 * (tp - 1.0) / tp * msg / scale_up_bytes_per_s_expr(d) + d.allreduce_latency_s
+    return pl.when(tp > 1).then(2.0 * pl.col("num_layers") / _pp() * per).otherwise(pl.lit(0.0))
+
+
+def pipeline_hop_time_expr(micro_batch: pl.Expr, d: DecodeEfficiency = DECODE) -> pl.Expr:
+    """All ``p - 1`` stage-to-stage sends of one micro-batch's hidden states (bf16)."""
+    msg = micro_batch.cast(pl.Float64) * pl.col("hidden_size") * 2.0
+    link = pl.when(pl.col("domains") > 1).then(pl.col("scale_out_gbps")).otherwise(pl.col("scale_up_gbps"))
+    per = msg / (link * GB * d.comm_efficiency) + d.pipeline_hop_latency_s
+    return pl.when(_pp() > 1).then((_pp() - 1.0) * per).otherwise(pl.lit(0.0))
 
 
 def decode_itl_s_expr(
     batch: pl.Expr, kv_mean_bytes: pl.Expr, attn_tokens_mean: pl.Expr, d: DecodeEfficiency = DECODE
 ) -> pl.Expr:
-    """Inter-token latency (s) of one decode step at batch ``batch``."""
-    tp = pl.col("gpu_count").cast(pl.Float64)
-    b = batch.cast(pl.Float64)
-    bytes_ = weights_read_per_gpu_expr(batch) + b * kv_mean_bytes
+    """Inter-token latency (s) of one decode step at ``batch`` concurrent sequences (all stages)."""
+    pp = _pp()
+    b = batch.cast(pl.Float64) / pp
+    bytes_ = weights_read_per_gpu_expr(b) + b * kv_mean_bytes / pp
     flops = (
         2.0 * pl.col("params_active") * b
         + 4.0 * pl.col("num_attention_heads") * pl.col("head_dim") * b * attn_tokens_mean
-    ) / tp
+    ) / _n()
     t_mem = bytes_ / (pl.col("memory_bandwidth_gbps") * GB * d.mbu)
     t_comp = flops / (peak_flops_expr() * d.mfu_decode * _moe_scale(d.moe_mfu_scale))
-    return (
+    stage = (
         pl.max_horizontal(t_mem, t_comp)
-        + d.step_overhead_s
-        + pl.col("num_layers") * d.layer_overhead_s
+        + pl.col("num_layers") / pp * d.layer_overhead_s
         + b * d.seq_overhead_s
-        + allreduce_time_expr(batch, d)
+        + allreduce_time_expr(b, d)
     )
+    return pp * stage + d.step_overhead_s + pipeline_hop_time_expr(b, d)
 
 
 def prefill_flops_expr(seq_len: pl.Expr, attn_tokens: pl.Expr) -> pl.Expr:
@@ -117,18 +144,19 @@ def prefill_flops_expr(seq_len: pl.Expr, attn_tokens: pl.Expr) -> pl.Expr:
 
 def prefill_compute_s_expr(seq_len: pl.Expr, attn_tokens: pl.Expr, p: PrefillEfficiency = PREFILL) -> pl.Expr:
     mfu = p.mfu_prefill * _moe_scale(p.moe_mfu_scale)
-    return prefill_flops_expr(seq_len, attn_tokens) / (pl.col("gpu_count") * peak_flops_expr() * mfu)
+    return prefill_flops_expr(seq_len, attn_tokens) / (_n() * peak_flops_expr() * mfu)
 
 
 def ttft_s_expr(
     seq_len: pl.Expr, attn_tokens: pl.Expr, p: PrefillEfficiency = PREFILL, d: DecodeEfficiency = DECODE
 ) -> pl.Expr:
     """Time to first token for one request of ``seq_len`` on an idle replica (no queueing)."""
-    weights_once = pl.col("weights_bytes") / pl.col("gpu_count") / (pl.col("memory_bandwidth_gbps") * GB * d.mbu)
+    weights_once = pl.col("weights_bytes") / _n() / (pl.col("memory_bandwidth_gbps") * GB * d.mbu)
     return (
         pl.max_horizontal(prefill_compute_s_expr(seq_len, attn_tokens, p), weights_once)
         + p.fixed_overhead_s
-        + allreduce_time_expr(seq_len, d)
+        + _pp() * allreduce_time_expr(seq_len, d)
+        + pipeline_hop_time_expr(seq_len, d)
     )
 
 

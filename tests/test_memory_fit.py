@@ -60,10 +60,26 @@ def test_70b_fp8_needs_two_h100():
     assert tp2["fits"] and 25 < tp2["kv_pool_gb"] / (GIB / 1e9) < 40
 
 
-def test_tp16_replicates_kv_heads(fm):
+def test_tp16_replicates_kv_heads_inside_one_nvl72_domain():
+    # 405B has 8 KV heads (config num_key_value_heads): TP16 replicates them, so each GPU holds as
+    # much KV per sequence as at TP8. Only a 72-GPU NVLink domain (GB200 NVL72) runs TP16.
+    models, groups = hand_frames()
+    gpus = gpu_frame().with_columns(scale_up_domain_gpus=pl.lit(72), scale_out_gbps=pl.lit(50.0))
+    fm = fit_matrix(models, groups, gpus, precisions=("bf16",), contexts=(4096,))
+    r8 = _row(fm, model_id="meta-llama/Llama-3.1-405B", gpu_id="b200", gpu_count=8)
+    r16 = _row(fm, model_id="meta-llama/Llama-3.1-405B", gpu_id="b200", gpu_count=16)
+    assert (r16["tensor_parallel"], r16["pipeline_parallel"]) == (16, 1)
+    assert r16["tp_valid"] and r16["kv_gb_per_seq"] == pytest.approx(r8["kv_gb_per_seq"])
+    assert r16["weights_gb_per_gpu"] == pytest.approx(r8["weights_gb_per_gpu"] / 2)
+
+
+def test_sixteen_gpus_on_an_8_gpu_baseboard_are_tp8_pp2(fm):
+    # gpu_frame's B200 sits on an 8-GPU HGX baseboard (DGX B200): 16 GPUs = TP8 x PP2, each stage
+    # holding half the layers, so half the KV per sequence and half the weights per GPU.
     r8 = _row(fm, model_id="meta-llama/Llama-3.1-405B", gpu_id="b200", precision="bf16", gpu_count=8, context_length=4096, kv_dtype="bf16")
     r16 = _row(fm, model_id="meta-llama/Llama-3.1-405B", gpu_id="b200", precision="bf16", gpu_count=16, context_length=4096, kv_dtype="bf16")
-    assert r16["tp_valid"] and r16["kv_gb_per_seq"] == pytest.approx(r8["kv_gb_per_seq"])
+    assert (r16["tensor_parallel"], r16["pipeline_parallel"]) == (8, 2) and r16["tp_valid"]
+    assert r16["kv_gb_per_seq"] == pytest.approx(r8["kv_gb_per_seq"] / 2)
     assert r16["weights_gb_per_gpu"] == pytest.approx(r8["weights_gb_per_gpu"] / 2)
 
 
@@ -81,15 +97,25 @@ def test_tp_validity_heads_kv_and_vocab():
                      vocab=151936, max_context=32768)
     models, groups = specs_to_frames([mha, gqa])
     fm = fit_matrix(models, groups, gpu_frame(), precisions=("bf16",), gpu_counts=(1, 2, 4, 5, 8, 16), contexts=(4096,))
-    valid = {(r["model_id"], r["gpu_count"]): r["tp_valid"] for r in fm.filter(pl.col("gpu_id") == "b200").iter_rows(named=True)}
-    assert valid[("test/mha40", 5)] is False  # vocab
-    assert valid[("test/mha40", 8)] is True
-    assert valid[("test/mha40", 16)] is False  # 40 % 16 heads
-    assert valid[("test/gqa-40-8", 4)] is True
-    assert valid[("test/gqa-40-8", 5)] is False  # 8 KV heads neither divisible by nor dividing 5
-    # invalid rows stay in the matrix and never fit
+    layout = {
+        (r["model_id"], r["gpu_count"]): (r["tensor_parallel"], r["pipeline_parallel"])
+        for r in fm.filter(pl.col("gpu_id") == "b200").iter_rows(named=True)
+    }
+    assert layout[("test/mha40", 5)] == (1, 5)  # TP5 splits the heads but not the vocab: PP5 instead
+    assert layout[("test/mha40", 8)] == (8, 1)
+    assert layout[("test/mha40", 16)] == (8, 2)  # 40 % 16 heads, and 16 > the 8-GPU baseboard
+    assert layout[("test/gqa-40-8", 4)] == (4, 1)
+    assert layout[("test/gqa-40-8", 5)] == (1, 5)  # 8 KV heads neither divisible by nor dividing 5
+    # a layout that cannot start stays in the matrix and never fits: 16 consumer cards need two hosts
+    # and a consumer card has no scale-out fabric
+    consumer = gpu_frame().with_columns(
+        scale_up_domain_gpus=pl.lit(8), scale_out_gbps=pl.when(pl.col("gpu_id") == "consumer-24g").then(None).otherwise(50.0)
+    )
+    fm = fit_matrix(models, groups, consumer, precisions=("bf16",), gpu_counts=(8, 16), contexts=(4096,))
     invalid = fm.filter(~pl.col("tp_valid"))
-    assert invalid.height > 0 and not invalid["fits"].any() and (invalid["max_concurrent_seqs"] == 0).all()
+    assert set(invalid["gpu_id"]) == {"consumer-24g"} and set(invalid["gpu_count"]) == {16}
+    assert not invalid["fits"].any() and (invalid["max_concurrent_seqs"] == 0).all()
+    assert invalid["layout_reason"].str.contains("no scale-out fabric").all()
 
 
 def test_more_gpus_never_fit_less(fm):

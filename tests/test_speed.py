@@ -16,6 +16,7 @@ from sizing.constants import DecodeEfficiency, PrefillEfficiency
 from sizing.grid import evaluate_configs, fit_matrix
 from sizing.kv import kv_bytes_per_seq
 from sizing.model_spec import specs_to_frames
+from sizing.parallelism import with_topology_columns
 from sizing.speed import (
     decode_itl_s_expr,
     expert_fraction_expr,
@@ -31,12 +32,14 @@ IDEAL_PREFILL = PrefillEfficiency(mfu_prefill=1.0, fixed_overhead_s=0.0, moe_mfu
 
 
 def _frame(spec, gpu_id="h100-sxm", precision="bf16", gpu_count=1, batch=(1,)):
+    """One model on ``gpu_count`` GPUs of one 8-GPU scale-up domain, all tensor parallel."""
     models, _ = specs_to_frames([spec])
-    gpus = gpu_frame().filter(pl.col("gpu_id") == gpu_id)
+    gpus = with_topology_columns(gpu_frame().filter(pl.col("gpu_id") == gpu_id).lazy()).collect()
     return (
         models.join(gpus, how="cross")
         .with_columns(precision=pl.lit(precision), gpu_count=pl.lit(gpu_count, pl.Int64),
-                      weights_bytes=pl.col(f"weights_bytes_{precision}"))
+                      tensor_parallel=pl.lit(gpu_count, pl.Int64), pipeline_parallel=pl.lit(1, pl.Int64),
+                      domains=pl.lit(1, pl.Int64), weights_bytes=pl.col(f"weights_bytes_{precision}"))
         .join(pl.DataFrame({"batch_size": list(batch)}, schema={"batch_size": pl.Int64}), how="cross")
     )
 

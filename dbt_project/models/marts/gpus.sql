@@ -54,9 +54,19 @@ select
     cast(specs.fp4_tflops as double) as fp4_tflops,
     cast(specs.interconnect_gbps as double) as interconnect_gbps,
     cast(specs.tdp_w as double) as tdp_w,
+    topology.form_factor,
+    topology.scale_up_fabric,
+    cast(topology.scale_up_domain_gpus as integer) as scale_up_domain_gpus,
+    cast(topology.scale_up_gbps as double) as scale_up_gbps,
+    cast(topology.fast_link_group_gpus as integer) as fast_link_group_gpus,
+    cast(topology.pcie_gbps as double) as pcie_gbps,
+    topology.scale_out_fabric,
+    cast(topology.scale_out_gbps as double) as scale_out_gbps,
+    topology.source_document as topology_source,
     cast(cheapest_rental.usd_per_gpu_hour as double) as hourly_usd,
     cheapest_rental.hourly_usd_source,
     specs.spec_sources
 from {{ ref('gpu_catalog') }} as catalog
 left join specs using (gpu_id)
+left join {{ ref('gpu_topology') }} as topology using (gpu_id)
 left join cheapest_rental using (gpu_id)
