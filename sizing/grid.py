@@ -18,10 +18,10 @@ evaluated and the batch with the highest output tok/s whose ITL meets the SLO is
 ``recommendations`` -- ranking, explicit and reproducible from published columns. Rows are compared
 on one metric, lower is better: ``cost_per_mtok_usd`` when priced, else GPU-seconds per token
 (``gpu_count / decode_tok_s``).
-  1. priced rows (hourly price known) before unpriced ones;
-  2. rows meeting the ITL SLO (``itl_ms <= itl_slo_ms`` at the chosen batch) first;
-  3. for a quantized repo (``checkpoint_precision`` not bf16), rows deployable from this repo as is
+  1. for a quantized repo (``checkpoint_precision`` not bf16), rows deployable from this repo as is
      (``needs_other_checkpoint`` false, ``sizing.checkpoints``) first: its rank 1 runs its own weights;
+  2. priced rows (hourly price known) before unpriced ones;
+  3. rows meeting the ITL SLO (``itl_ms <= itl_slo_ms`` at the chosen batch) first;
   4. the metric, where values within 1 % are ties (``RANKING.tie_band``: bands of 1 % measured from
      the best row of the comparison), broken by: deployable as is, then higher precision
      (bf16 > fp8 > int8 > fp4 > int4, ``RANKING.precision_preference``), then fewer GPUs, then the
@@ -429,7 +429,7 @@ def recommendations(
     priced = pl.col("cost_per_mtok_usd").is_not_null()
     # lower is better: $/M tokens when priced, else GPU-seconds per token
     metric = pl.when(priced).then(pl.col("cost_per_mtok_usd")).otherwise(pl.col("gpu_count") / pl.col("decode_tok_s"))
-    classes = ["model_id", "_priced", "meets_itl_slo", "_other_weights_last"]
+    classes = ["model_id", "_other_weights_last", "_priced", "meets_itl_slo"]
     order = ["_band", "needs_other_checkpoint", "_precision_rank", "gpu_count", "_metric", "gpu_id", "precision"]
     ranked = (
         evaluated.join(checkpoints, on=["model_id", "precision"], how="left")
@@ -442,11 +442,11 @@ def recommendations(
         )
         # best configuration per GPU, ties broken by the rules in the module doc
         .with_columns(_band=_tie_band(pl.col("_metric"), [*classes, "gpu_id"], ranking.tie_band))
-        .sort([*classes, *order], descending=[False, True, True, False] + [False] * len(order), nulls_last=True)
+        .sort([*classes, *order], descending=[False, False, True, True] + [False] * len(order), nulls_last=True)
         .unique(subset=["model_id", "gpu_id"], keep="first", maintain_order=True)
         # then GPUs against each other, same rules
         .with_columns(_band=_tie_band(pl.col("_metric"), classes, ranking.tie_band))
-        .sort([*classes, *order], descending=[False, True, True, False] + [False] * len(order), nulls_last=True)
+        .sort([*classes, *order], descending=[False, False, True, True] + [False] * len(order), nulls_last=True)
         .with_columns(rank=(pl.col("model_id").cum_count().over("model_id")).cast(pl.Int64))
         .with_columns(
             _best=pl.col("cost_per_mtok_usd").filter(pl.col("_priced") & pl.col("meets_itl_slo")).min().over("model_id")
