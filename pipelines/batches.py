@@ -1,7 +1,7 @@
 """Audited batches: each run's output frozen in its own DuckDB file, with a content hash.
 
 The working warehouse is rewritten by every run, so what reviewers judge and what gets published
-must be a frozen copy: `data/batches/<batch_id>.duckdb` holds the five audited tables, and the
+must be a frozen copy: `data/batches/<batch_id>.duckdb` holds the audited tables (`AUDITED_SOURCES`), and the
 check results and failing rows of that batch. Its `content_sha256` covers the audited rows only, so
 an approval can be bound to exactly the content the reviewer saw.
 """
@@ -27,6 +27,7 @@ AUDITED_SOURCES: dict[str, str] = {
     "where model_id in (select model_id from warehouse.marts.models)",
     "fit_matrix": "select * from warehouse.sizing.fit_matrix",
     "recommendations": "select * from warehouse.sizing.recommendations",
+    "calibration": "select * from warehouse.sizing.calibration",
     "unsupported_models": "select * from warehouse.marts.unsupported_models",
 }
 AUDITED_TABLES: tuple[str, ...] = tuple(AUDITED_SOURCES)

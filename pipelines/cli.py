@@ -171,6 +171,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         "context": args.context,
         "input_len": args.input_len,
         "output_len": args.output_len,
+        "itl_slo_ms": args.itl_slo_ms,
     }
     result = estimate(spec, gpu, **{k: v for k, v in options.items() if v is not None})
     print(json.dumps(result, default=str, indent=None if args.json else 2))
@@ -344,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--context", type=int)
     est.add_argument("--input-len", type=int)
     est.add_argument("--output-len", type=int)
+    est.add_argument(
+        "--itl-slo-ms",
+        type=float,
+        help="inter-token latency SLO for decode_tok_s (default: sizing.constants WORKLOAD.itl_slo_ms); "
+        "max_throughput_tok_s is always the best batch with no SLO",
+    )
     est.add_argument("--json", action="store_true", help="one JSON object on one line")
     est.set_defaults(func=cmd_estimate)
     return parser

@@ -20,6 +20,7 @@ from pipelines.defs.publish.approval import approval_sensor, publish_batch_job  
 from pipelines.defs.publish.assets import audited_batch, publication  # noqa: E402
 from pipelines.defs.quality.checks import suite_checks  # noqa: E402
 from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations  # noqa: E402
+from pipelines.defs.sizing.calibration import calibration  # noqa: E402
 from pipelines.defs.transform.dbt_assets import (  # noqa: E402
     dbt_model_marts,
     dbt_resource,
@@ -40,6 +41,7 @@ defs = dg.Definitions(
         dbt_model_marts,
         fit_matrix,
         recommendations,
+        calibration,
         audited_batch,
         publication,
     ],

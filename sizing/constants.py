@@ -145,6 +145,100 @@ FIT_CLASSES = FitClasses()
 
 
 @dataclass(frozen=True)
+class SpeedClass:
+    """Fitted efficiency multipliers of one speed class ``generation:precision:dense|moe``
+    (``sizing.speed.speed_class_expr``): ``mbu_scale`` multiplies ``DecodeEfficiency.mbu`` and
+    ``mfu_scale`` multiplies the decode and prefill MFU. Fitted by ``benchmarks/calibrate.py --fit``
+    on the ``train_ids`` rows of ``benchmarks/measurements/`` (held-out rows never enter the fit);
+    ``held_out_*`` is the error on the class's held-out rows, as ``max(est/meas, meas/est)``."""
+
+    mbu_scale: float
+    mfu_scale: float
+    train_ids: tuple[str, ...]
+    held_out_rows: int
+    held_out_median: float | None
+    held_out_p90: float | None
+    fitted: str = "2026-11-30"
+
+
+#: Fitted class constants (paste from ``benchmarks/calibrate.py --fit``). A class absent here is
+#: ``extrapolated``: it runs on the global ``DECODE``/``PREFILL`` constants (scale 1).
+SPEED_CLASSES: Mapping[str, SpeedClass] = MappingProxyType(
+    {
+        "blackwell:fp4:dense": SpeedClass(
+            mbu_scale=0.65, mfu_scale=0.6, held_out_rows=55, held_out_median=1.165, held_out_p90=1.402, fitted="2026-11-30",
+            train_ids=(
+                "X115", "X116", "X118", "X119", "X121", "X122", "X124", "X125", "X127", "X128", "X130",
+                "X131", "X133", "X134", "X136", "X137", "X139", "X140", "X142", "X143", "X145", "X146",
+                "X148", "X149", "X151", "X152", "X154", "X155", "X157", "X158", "X160", "X161", "X163",
+                "X164", "X166", "X167", "X169", "X299", "X301", "X302", "X304", "X305", "X307", "X308",
+                "X310", "X311", "X313", "X314", "X316", "X317", "X319", "X320", "X322", "X323", "X325",
+                "X326", "X328", "X329", "X331", "X332", "X334", "X335", "X337", "X338", "X340", "X341",
+                "X451", "X452", "X454", "X455", "X457", "X458", "X460", "X461", "X463", "X464", "X466",
+                "X467", "X469", "X508", "X509", "X511", "X512", "X514", "X515", "X517", "X518", "X520",
+                "X521", "X523", "X524", "X526", "X527", "X586", "X587", "X590", "X593", "X596", "X601",
+                "X719", "X721", "X722", "X724", "X725", "X727", "X730", "X731", "X734", "X736", "X737",
+            ),
+        ),
+        "blackwell:fp4:moe": SpeedClass(
+            mbu_scale=0.7, mfu_scale=0.9, held_out_rows=61, held_out_median=1.236, held_out_p90=1.854, fitted="2026-11-30",
+            train_ids=(
+                "X470", "X472", "X473", "X475", "X476", "X478", "X479", "X481", "X482", "X484", "X485",
+                "X487", "X488", "X490", "X491", "X493", "X494", "X496", "X497", "X499", "X500", "X502",
+                "X503", "X505", "X506", "X529", "X532", "X535", "X538", "X541", "X542", "X547", "X550",
+                "X551", "X553", "X554", "X556", "X557", "X560", "X604", "X607", "X610", "X613", "X616",
+                "X619", "X620", "X625", "X628", "X629", "X632", "X634", "X637", "X640", "X641", "X643",
+                "X644", "X646", "X647", "X649", "X650", "X652", "X653", "X656", "X658", "X659", "X661",
+                "X662", "X664", "X665", "X667", "X668", "X670", "X671", "X673", "X676", "X677", "X680",
+                "X682", "X683", "X685", "X686", "X689", "X691", "X692", "X739", "X740", "X742", "X745",
+                "X746", "X749", "X751", "X752", "X754", "X755", "X758", "X760", "X761", "X763", "X764",
+                "X766", "X767", "X769", "X770", "X772", "X773", "X775", "X776", "X778", "X779",
+            ),
+        ),
+        "hopper:fp8:dense": SpeedClass(
+            mbu_scale=1.05, mfu_scale=0.9, held_out_rows=126, held_out_median=1.12, held_out_p90=1.363, fitted="2026-11-30",
+            train_ids=(
+                "S056", "S061", "S064", "S065", "S068", "S073", "S076", "S077", "S080", "S085", "S088",
+                "S089", "S092", "S247", "S248", "S251", "S256", "S259", "S260", "S263", "S268", "S271",
+                "S272", "S275", "S280", "S283", "S284", "S286", "S287", "S289", "S290", "S292", "S293",
+                "S295", "S296", "S298", "S299", "S301", "S302", "S304", "X001", "X002", "X004", "X005",
+                "X007", "X008", "X010", "X011", "X013", "X014", "X016", "X017", "X019", "X020", "X022",
+                "X023", "X025", "X026", "X028", "X031", "X034", "X037", "X040", "X043", "X046", "X047",
+                "X050", "X052", "X053", "X055", "X056", "X058", "X059", "X061", "X062", "X064", "X065",
+                "X067", "X068", "X070", "X071", "X073", "X074", "X076", "X077", "X079", "X080", "X082",
+                "X083", "X085", "X086", "X088", "X089", "X091", "X092", "X094", "X095", "X097", "X098",
+                "X100", "X101", "X103", "X104", "X106", "X107", "X109", "X110", "X112", "X113", "X170",
+                "X172", "X173", "X175", "X176", "X178", "X179", "X181", "X182", "X184", "X185", "X187",
+                "X188", "X190", "X191", "X193", "X194", "X197", "X199", "X200", "X202", "X203", "X205",
+                "X206", "X208", "X209", "X211", "X212", "X214", "X215", "X217", "X218", "X220", "X221",
+                "X223", "X224", "X227", "X229", "X230", "X232", "X233", "X235", "X236", "X238", "X239",
+                "X241", "X244", "X245", "X247", "X248", "X251", "X253", "X254", "X256", "X257", "X259",
+                "X260", "X262", "X263", "X265", "X268", "X269", "X271", "X272", "X274", "X275", "X277",
+                "X278", "X280", "X281", "X283", "X284", "X286", "X287", "X289", "X290", "X292", "X293",
+                "X295", "X296", "X298", "X343", "X344", "X346", "X347", "X349", "X350", "X352", "X353",
+                "X355", "X356", "X358", "X359", "X361", "X362", "X364", "X365", "X367", "X368", "X370",
+                "X371", "X373", "X374", "X376", "X377", "X379", "X380", "X382", "X383", "X385", "X386",
+                "X388", "X389", "X391", "X392", "X394", "X395", "X397", "X398", "X400", "X401", "X403",
+                "X404", "X406", "X407", "X409", "X410", "X412", "X413", "X415", "X416", "X418", "X589",
+                "X592", "X595", "X598", "X599", "X602", "X728", "X733",
+            ),
+        ),
+        "hopper:fp8:moe": SpeedClass(
+            mbu_scale=0.85, mfu_scale=1.1, held_out_rows=24, held_out_median=1.149, held_out_p90=2.203, fitted="2026-11-30",
+            train_ids=(
+                "S137", "S140", "S143", "S146", "S149", "S152", "S154", "S155", "S157", "S158", "S160",
+                "S221", "S223", "S224", "S226", "S227", "S229", "S232", "S235", "S239", "S241", "S242",
+                "S244", "X419", "X421", "X422", "X424", "X425", "X427", "X428", "X530", "X533", "X536",
+                "X539", "X544", "X545", "X548", "X559", "X562", "X563", "X605", "X608", "X611", "X614",
+                "X617", "X622", "X623", "X626", "X631", "X635", "X638", "X655", "X674", "X679", "X688",
+                "X743", "X748", "X757",
+            ),
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
 class DecodeEfficiency:
     """Decode-step roofline ``ITL(B) = max(bytes/(BW*MBU), FLOPs/(peak*MFU)) + step + layers*layer + comm``.
 
@@ -173,9 +267,14 @@ class DecodeEfficiency:
     #: Pipeline-parallel hop between stages in different scale-up domains: one send of the batch's
     #: hidden states over the scale-out NIC plus this latency (RDMA send/recv ~ 10-30 us; prior).
     pipeline_hop_latency_s: float = 30e-6
+    #: Model MoE decode as TensorRT-LLM serves it: attention data parallel + expert parallel
+    #: (``sizing.speed`` module doc). Off by default so hand-built efficiency sets keep pure TP.
+    moe_attention_dp: bool = False
+    #: Per-class multipliers (``SPEED_CLASSES``); empty = none (idealised / hand-built sets).
+    class_scales: Mapping[str, SpeedClass] = field(default_factory=lambda: MappingProxyType({}))
 
 
-DECODE = DecodeEfficiency()
+DECODE = DecodeEfficiency(moe_attention_dp=True, class_scales=SPEED_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -188,9 +287,11 @@ class PrefillEfficiency:
     moe_mfu_scale: float = 0.3  # fitted (search floor): MoE prefill at 0.55 x 0.3 = 17 % of peak
     #: not fitted (the calibration runs report no TTFT); sizing_anchors 6.6 suggests 5-10 ms
     fixed_overhead_s: float = 8e-3
+    #: Per-class multipliers (``SPEED_CLASSES``; ``mfu_scale`` applies to prefill); empty = none.
+    class_scales: Mapping[str, SpeedClass] = field(default_factory=lambda: MappingProxyType({}))
 
 
-PREFILL = PrefillEfficiency()
+PREFILL = PrefillEfficiency(class_scales=SPEED_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -208,6 +309,18 @@ class Calibration:
     median_abs_rel_err: float | None = 0.082
     worst_abs_rel_err: float | None = 0.831
     command: str = ".venv/bin/python benchmarks/calibrate.py --fit"
+    #: Class calibration (``SPEED_CLASSES``): measurements in benchmarks/measurements/ (the 112
+    #: serving_calibration.csv rows + 788 serving_measurements_extra.csv rows, MLPerf and
+    #: unknown-precision rows excluded). Split: a row is held out when the number in its id is a
+    #: multiple of 3 (``sizing.calibration.split_expr``); the fit never sees held-out rows.
+    class_fit_date: str = "2026-11-30"
+    class_fit_command: str = ".venv/bin/python benchmarks/calibrate.py --fit"
+    held_out_rows: int = 266
+    held_out_median: float = 1.148
+    #: p90 of max(est/meas, meas/est) over all held-out rows: the error band of extrapolated rows.
+    held_out_p90: float = 1.514
+    #: a class's own p90 is its band only with at least this many held-out rows
+    min_held_out_for_class_band: int = 5
 
 
 CALIBRATION = Calibration()

@@ -3,6 +3,12 @@
 ``estimate(spec, gpu, ...)`` builds ``models``/``kv_groups`` frames from the spec, a one-row ``gpus``
 frame from ``gpu`` and calls ``sizing.grid.fit_matrix`` (memory fit) and
 ``sizing.grid.evaluate_configs`` (speed, cost) -- exactly the functions the published grid uses.
+
+Speed keys: ``decode_tok_s`` is the throughput at the best batch whose ITL meets ``itl_slo_ms``
+(default ``WORKLOAD.itl_slo_ms``); ``max_throughput_tok_s`` (with ``max_throughput_batch_size`` and
+``max_throughput_itl_ms``) is the best batch with no latency SLO, up to the engine's batch cap
+(vLLM ``max_num_seqs`` and the KV pool), so ``max_throughput_tok_s >= decode_tok_s``.
+``speed_basis`` / ``speed_error_band``: as in the recommendations (``sizing.grid``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ _SPEED_KEYS = (
     "batch_size",
     "max_concurrent_seqs_workload",
     "decode_tok_s",
+    "max_throughput_tok_s",
+    "max_throughput_batch_size",
+    "max_throughput_itl_ms",
     "decode_tok_s_batch1",
     "itl_ms",
     "itl_ms_batch1",
@@ -47,6 +56,8 @@ _SPEED_KEYS = (
     "api_usd_per_mtok_at_mix",
     "breakeven_mtok_per_month",
     "workload_exceeds_context",
+    "speed_basis",
+    "speed_error_band",
 )
 
 
@@ -128,18 +139,27 @@ def estimate(
     if not row["fits"]:
         return out
     price_frame = prices.filter(pl.col("model_id") == spec.model_id) if prices is not None else None
-    ev = evaluate_configs(
-        fm,
-        models,
-        groups,
-        gpus,
-        price_frame,
-        input_len=input_len,
-        output_len=output_len,
-        itl_slo_ms=itl_slo_ms,
-        utilisation=utilisation,
-    ).collect()
+    def evaluate(slo_ms: float | None) -> pl.DataFrame:
+        return evaluate_configs(
+            fm,
+            models,
+            groups,
+            gpus,
+            price_frame,
+            input_len=input_len,
+            output_len=output_len,
+            itl_slo_ms=slo_ms,
+            utilisation=utilisation,
+        ).collect()
+
+    ev = evaluate(itl_slo_ms)
     if ev.height:
         speed = ev.row(0, named=True)
-        out.update({k: speed.get(k) for k in _SPEED_KEYS})
+        out.update({k: speed.get(k) for k in _SPEED_KEYS if k in speed})
+        unbounded = evaluate(None).row(0, named=True) if itl_slo_ms is not None else speed
+        out.update(
+            max_throughput_tok_s=unbounded["decode_tok_s"],
+            max_throughput_batch_size=unbounded["batch_size"],
+            max_throughput_itl_ms=unbounded["itl_ms"],
+        )
     return out

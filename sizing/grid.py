@@ -13,7 +13,12 @@ at its ``max_context`` instead (so short-context models still appear).
 ``evaluate_configs`` -- speed + cost for fitting rows (``sizing.speed``, ``sizing.cost``) at a request
 mix ``input_len``/``output_len``: the workload concurrency is ``floor(KV pool / kv(input+output))``
 capped by vLLM's ``max_num_seqs``; batch sizes 1, 2, 4, ... up to that cap (plus the cap itself) are
-evaluated and the batch with the highest output tok/s whose ITL meets the SLO is kept.
+evaluated and the batch with the highest output tok/s whose ITL meets the SLO is kept. Every row
+carries ``speed_basis`` (``calibrated`` when its GPU generation x precision x dense/MoE class has
+fitted constants in ``sizing.constants.SPEED_CLASSES``, else ``extrapolated``) and
+``speed_error_band``: the held-out p90 of ``max(est/meas, meas/est)`` of its class, or of all
+held-out rows (``CALIBRATION.held_out_p90``) for extrapolated rows and classes with too few
+held-out rows (``sizing.speed.speed_basis_columns``).
 
 ``recommendations`` -- ranking, explicit and reproducible from published columns. Rows are compared
 on one metric, lower is better: ``cost_per_mtok_usd`` when priced, else GPU-seconds per token
@@ -64,7 +69,13 @@ from sizing.parallelism import (
     with_constraint_columns,
     with_topology_columns,
 )
-from sizing.speed import decode_itl_s_expr, output_tok_s_expr, prefill_compute_s_expr, ttft_s_expr
+from sizing.speed import (
+    decode_itl_s_expr,
+    output_tok_s_expr,
+    prefill_compute_s_expr,
+    speed_basis_columns,
+    ttft_s_expr,
+)
 
 FIT_COLUMNS = [
     "model_id",
@@ -267,7 +278,7 @@ def evaluate_configs(
     kv = (
         kv_per_gpu_frame(
             kv_groups.lazy().join(rows.select("model_id").unique(), on="model_id", how="semi"),
-            gpu_counts=sorted(present["tensor_parallel"].unique().to_list()) or [1],
+            gpu_counts=sorted(set(present["tensor_parallel"].unique().to_list()) | {1}),
             contexts=sorted({seq_total, s_mean}),
             kv_dtypes=sorted(present["kv_dtype"].unique().to_list()) or ["bf16"],
         )
@@ -281,6 +292,10 @@ def evaluate_configs(
     kv_mean = kv.filter(pl.col("context_length") == s_mean).select(
         "model_id", "tensor_parallel", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_mean_bytes")
     )
+    # a sequence's KV at TP1: the attention-DP decode term of MoE rows (sizing.speed)
+    kv_mean_tp1 = kv_mean.filter(pl.col("tensor_parallel") == 1).select(
+        "model_id", "kv_dtype", pl.col("kv_mean_bytes").alias("kv_mean_bytes_tp1")
+    )
     attn = attention_tokens_frame(kv_groups, sorted({s_mean, input_len})).collect().lazy()
     attn_mean = attn.filter(pl.col("length") == s_mean).select("model_id", pl.col("attn_layer_tokens").alias("attn_mean"))
     attn_in = attn.filter(pl.col("length") == input_len).select("model_id", pl.col("attn_layer_tokens").alias("attn_in"))
@@ -291,6 +306,7 @@ def evaluate_configs(
         .join(_gpus_lazy(gpus), on="gpu_id")
         .join(kv_work, on=["model_id", "tensor_parallel", "kv_dtype"], how="left")
         .join(kv_mean, on=["model_id", "tensor_parallel", "kv_dtype"], how="left")
+        .join(kv_mean_tp1, on=["model_id", "kv_dtype"], how="left")
         .join(attn_mean, on="model_id", how="left")
         .join(attn_in, on="model_id", how="left")
         .with_columns(
@@ -312,7 +328,9 @@ def evaluate_configs(
         )
     )
     batches = pl.LazyFrame({"_cand": list(batch_sizes)}, schema={"_cand": pl.Int64})
-    itl = decode_itl_s_expr(pl.col("batch_size"), pl.col("kv_mean_bytes"), pl.col("attn_mean"), decode)
+    itl = decode_itl_s_expr(
+        pl.col("batch_size"), pl.col("kv_mean_bytes"), pl.col("attn_mean"), decode, pl.col("kv_mean_bytes_tp1")
+    )
     cand = (
         base.join(batches, how="cross")
         .with_columns(batch_size=pl.min_horizontal("_cand", "batch_limit"))
@@ -338,8 +356,9 @@ def evaluate_configs(
         .with_columns(ttft_ms=ttft_s_expr(pl.lit(input_len), pl.col("attn_in"), prefill, decode) * 1e3)
         .with_columns(cost_columns(pl.col("decode_tok_s"), utilisation))
         .with_columns(itl_slo_ms=pl.lit(itl_slo_ms, pl.Float64))
+        .with_columns(**speed_basis_columns(decode.class_scales))
     )
-    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "domains")
+    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "domains", "kv_mean_bytes_tp1")
 
 
 RECOMMENDATION_COLUMNS = [
@@ -361,6 +380,8 @@ RECOMMENDATION_COLUMNS = [
     "decode_tok_s_batch1",
     "itl_ms",
     "ttft_ms",
+    "speed_basis",
+    "speed_error_band",
     "cost_per_month_usd",
     "cost_per_mtok_usd",
     "cost_per_mtok_usd_at_utilisation",

@@ -20,6 +20,18 @@ A replica of ``n = gpu_count`` GPUs runs ``t = tensor_parallel`` x ``p = pipelin
   replica spans scale-up domains, else over the scale-up link, plus ``pipeline_hop_latency_s``.
   With ``p = 1`` this is the single-stage roofline.
 - MoE models use ``MFU x moe_mfu_scale`` (decode and prefill; grouped expert GEMMs are less efficient).
+- MoE with ``DecodeEfficiency.moe_attention_dp`` (how TensorRT-LLM serves MoE: attention data parallel
+  + expert parallel): each of the ``n`` GPUs runs attention at TP1 for ``B/n`` sequences, so the KV
+  read per GPU is ``B/n * kv_bytes_per_seq_tp1(s_mean)`` and the non-expert weights ``W - X`` are
+  replicated (read whole on every GPU); the routed experts are split ``X/n`` as before. The
+  all-reduce term is kept as the stand-in for the two EP all-to-alls per layer. Memory fit is
+  unchanged (the vLLM TP budget).
+- class calibration (``sizing.constants.SPEED_CLASSES``): every row has a speed class
+  ``generation:precision:dense|moe`` (``speed_class_expr``; generation from the GPU's ``gpu_id`` /
+  ``name``, e.g. H100 -> hopper, B200 -> blackwell); its fitted ``mbu_scale`` multiplies MBU and its
+  ``mfu_scale`` multiplies decode and prefill MFU, looked up with one ``replace_strict`` (no row
+  loop). Classes with no entry use the global constants (scale 1) and are ``extrapolated``.
+  Efficiency sets built without ``class_scales`` (e.g. the idealised set of the tests) apply none.
 - peak by precision: fp8 -> fp8_tflops, int8 -> int8_tops, fp4 -> fp4_tflops, int4/bf16 -> bf16;
   a null peak (no hardware dtype) falls back to bf16_tflops (weight-only kernels).
 - prefill of one request of S tokens: ``FLOPs = 2*P_active*S + 2*n_q*d*S*sum_layers min(S, window)``
@@ -36,8 +48,87 @@ from __future__ import annotations
 
 import polars as pl
 
-from sizing.constants import DECODE, GB, PEAK_COLUMN_BY_PRECISION, PREFILL, DecodeEfficiency, PrefillEfficiency
+from collections.abc import Mapping
+
+from sizing.constants import (
+    CALIBRATION,
+    DECODE,
+    GB,
+    PEAK_COLUMN_BY_PRECISION,
+    PREFILL,
+    SPEED_CLASSES,
+    DecodeEfficiency,
+    PrefillEfficiency,
+    SpeedClass,
+)
 from sizing.parallelism import tp_link_gbps_expr
+
+#: GPU generation by a regex over ``lower(gpu_id + " " + name)``, first match wins. Datacenter
+#: Blackwell (B100/B200/B300, GB200/GB300: sm_100) and client Blackwell (RTX 50xx, RTX PRO 6000
+#: Blackwell, GB10: sm_120/121, GDDR7 or LPDDR) are different classes: measurements on one say
+#: nothing about the other. Same for Hopper (H100/H200/H800/H20/GH200).
+GPU_GENERATIONS: tuple[tuple[str, str], ...] = (
+    ("blackwell_client", r"rtx[ -]?50\d0|rtx[ -]?pro[ -]?6000|blackwell[ -]workstation|gb10\b|dgx[ -]spark"),
+    ("blackwell", r"\b(gb200|gb300|b100|b200|b300)\b|blackwell"),
+    ("hopper", r"\b(gh200|h100|h200|h800|h20)\b|hopper"),
+    ("ada", r"\b(l4|l40|l40s|l20)\b|rtx[ -]?40\d0|\bada\b"),
+    ("ampere", r"\b(a10|a10g|a16|a30|a40|a100|a800)\b|rtx[ -]?30\d0|rtx[ -]?a\d000"),
+    ("turing", r"\b(t4)\b|rtx[ -]?20\d0"),
+    ("cdna4", r"\bmi35\dx?\b"),
+    ("cdna3", r"\bmi3[02]\dx?\b"),
+    ("cdna2", r"\bmi2\d\dx?\b"),
+    ("gaudi", r"gaudi"),
+)
+
+
+def gpu_generation_expr() -> pl.Expr:
+    """GPU generation (``GPU_GENERATIONS``) from ``gpu_id`` and ``name`` (when present); ``other`` when none matches."""
+    text = pl.concat_str(
+        [pl.col("gpu_id").cast(pl.Utf8).fill_null(""), pl.col("name").cast(pl.Utf8).fill_null("")], separator=" "
+    ).str.to_lowercase()
+    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.Utf8))
+    for generation, pattern in GPU_GENERATIONS:
+        expr = expr.when(text.str.contains(pattern)).then(pl.lit(generation))
+    return expr.otherwise(pl.lit("other"))
+
+
+def speed_class_expr(generation: pl.Expr | None = None) -> pl.Expr:
+    """``generation:precision:dense|moe``, the key of ``sizing.constants.SPEED_CLASSES``."""
+    generation = gpu_generation_expr() if generation is None else generation
+    kind = pl.when(pl.col("is_moe").fill_null(False)).then(pl.lit("moe")).otherwise(pl.lit("dense"))
+    return pl.concat_str([generation, pl.col("precision").cast(pl.Utf8), kind], separator=":")
+
+
+def _class_scale(table: Mapping[str, SpeedClass], attr: str) -> pl.Expr:
+    if not table:
+        return pl.lit(1.0)
+    mapping = {key: float(getattr(value, attr)) for key, value in table.items()}
+    return speed_class_expr().replace_strict(mapping, default=1.0, return_dtype=pl.Float64)
+
+
+def speed_basis_columns(classes: Mapping[str, SpeedClass] = SPEED_CLASSES) -> dict[str, pl.Expr]:
+    """``speed_class``, ``speed_basis`` and ``speed_error_band`` for a frame with gpu_id/name/precision/is_moe.
+
+    ``speed_basis`` is ``calibrated`` when the row's class has fitted constants (measurements of that
+    GPU generation x precision x dense/MoE), else ``extrapolated``. ``speed_error_band`` is the
+    held-out p90 of ``max(est/meas, meas/est)``: the class's own when the class has at least
+    ``CALIBRATION.min_held_out_for_class_band`` held-out rows, else the p90 over all held-out rows
+    (``CALIBRATION.held_out_p90``) -- always the latter for extrapolated rows, whose true error is
+    unmeasured and may be larger."""
+    key = speed_class_expr()
+    calibrated = key.is_in(list(classes))
+    bands = {
+        k: float(v.held_out_p90)
+        for k, v in classes.items()
+        if v.held_out_p90 is not None and v.held_out_rows >= CALIBRATION.min_held_out_for_class_band
+    }
+    overall = CALIBRATION.held_out_p90
+    band = key.replace_strict(bands, default=overall, return_dtype=pl.Float64) if bands else pl.lit(overall, pl.Float64)
+    return {
+        "speed_class": key,
+        "speed_basis": pl.when(calibrated).then(pl.lit("calibrated")).otherwise(pl.lit("extrapolated")),
+        "speed_error_band": band,
+    }
 
 
 def _moe_scale(scale: float) -> pl.Expr:
@@ -114,19 +205,41 @@ def pipeline_hop_time_expr(micro_batch: pl.Expr, d: DecodeEfficiency = DECODE) -
     return pl.when(_pp() > 1).then((_pp() - 1.0) * per).otherwise(pl.lit(0.0))
 
 
+def _attention_dp_expr(d: DecodeEfficiency) -> pl.Expr:
+    """True on rows served with attention DP + expert parallel (MoE, ``d.moe_attention_dp``, no PP)."""
+    if not d.moe_attention_dp:
+        return pl.lit(False)
+    return pl.col("is_moe").fill_null(False) & (_pp() == 1) & (_n() > 1)
+
+
 def decode_itl_s_expr(
-    batch: pl.Expr, kv_mean_bytes: pl.Expr, attn_tokens_mean: pl.Expr, d: DecodeEfficiency = DECODE
+    batch: pl.Expr,
+    kv_mean_bytes: pl.Expr,
+    attn_tokens_mean: pl.Expr,
+    d: DecodeEfficiency = DECODE,
+    kv_mean_bytes_tp1: pl.Expr | None = None,
 ) -> pl.Expr:
-    """Inter-token latency (s) of one decode step at ``batch`` concurrent sequences (all stages)."""
+    """Inter-token latency (s) of one decode step at ``batch`` concurrent sequences (all stages).
+
+    ``kv_mean_bytes_tp1`` (a sequence's KV at TP1) enables the attention-DP term for MoE rows when
+    ``d.moe_attention_dp`` (module doc); without it every row is modelled as tensor parallel."""
     pp = _pp()
     b = batch.cast(pl.Float64) / pp
-    bytes_ = weights_read_per_gpu_expr(b) + b * kv_mean_bytes / pp
+    bytes_tp = weights_read_per_gpu_expr(b) + b * kv_mean_bytes / pp
+    if kv_mean_bytes_tp1 is not None and d.moe_attention_dp:
+        w = pl.col("weights_bytes").cast(pl.Float64)
+        x = expert_bytes_expr()
+        bytes_dp = (w - x) + x * expert_fraction_expr(b) / _n() + b / _n() * kv_mean_bytes_tp1
+        bytes_ = pl.when(_attention_dp_expr(d)).then(bytes_dp).otherwise(bytes_tp)
+    else:
+        bytes_ = bytes_tp
     flops = (
         2.0 * pl.col("params_active") * b
         + 4.0 * pl.col("num_attention_heads") * pl.col("head_dim") * b * attn_tokens_mean
     ) / _n()
-    t_mem = bytes_ / (pl.col("memory_bandwidth_gbps") * GB * d.mbu)
-    t_comp = flops / (peak_flops_expr() * d.mfu_decode * _moe_scale(d.moe_mfu_scale))
+    t_mem = bytes_ / (pl.col("memory_bandwidth_gbps") * GB * d.mbu * _class_scale(d.class_scales, "mbu_scale"))
+    mfu = d.mfu_decode * _moe_scale(d.moe_mfu_scale) * _class_scale(d.class_scales, "mfu_scale")
+    t_comp = flops / (peak_flops_expr() * mfu)
     stage = (
         pl.max_horizontal(t_mem, t_comp)
         + pl.col("num_layers") / pp * d.layer_overhead_s
@@ -143,7 +256,7 @@ def prefill_flops_expr(seq_len: pl.Expr, attn_tokens: pl.Expr) -> pl.Expr:
 
 
 def prefill_compute_s_expr(seq_len: pl.Expr, attn_tokens: pl.Expr, p: PrefillEfficiency = PREFILL) -> pl.Expr:
-    mfu = p.mfu_prefill * _moe_scale(p.moe_mfu_scale)
+    mfu = p.mfu_prefill * _moe_scale(p.moe_mfu_scale) * _class_scale(p.class_scales, "mfu_scale")
     return prefill_flops_expr(seq_len, attn_tokens) / (_n() * peak_flops_expr() * mfu)
 
 
@@ -151,7 +264,8 @@ def ttft_s_expr(
     seq_len: pl.Expr, attn_tokens: pl.Expr, p: PrefillEfficiency = PREFILL, d: DecodeEfficiency = DECODE
 ) -> pl.Expr:
     """Time to first token for one request of ``seq_len`` on an idle replica (no queueing)."""
-    weights_once = pl.col("weights_bytes") / _n() / (pl.col("memory_bandwidth_gbps") * GB * d.mbu)
+    mbu = d.mbu * _class_scale(d.class_scales, "mbu_scale")
+    weights_once = pl.col("weights_bytes") / _n() / (pl.col("memory_bandwidth_gbps") * GB * mbu)
     return (
         pl.max_horizontal(prefill_compute_s_expr(seq_len, attn_tokens, p), weights_once)
         + p.fixed_overhead_s

@@ -1,0 +1,49 @@
+"""The published ``calibration`` table: every public throughput measurement next to our estimate.
+
+Inputs are snapshot-independent and committed: ``benchmarks/measurements/*.csv`` (plus
+``../shared/data/benchmarks/serving_calibration.csv`` when present; duplicate ids are read once)
+and the bundled model configs in ``pipelines/snapshot/hf``; GPU specs are the datasheet values in
+``sizing.calibration.MEASUREMENT_GPUS``. The pure work is ``sizing.calibration.calibration_table``.
+"""
+
+import dagster as dg
+
+from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR, load_settings
+from pipelines.warehouse import WAREHOUSE_POOL, connect, replace_table
+from sizing.calibration import calibration_table, error_summary, load_measurements, load_specs
+
+from .assets import SIZING_GROUP
+
+MEASUREMENT_FILES = (
+    REPO_ROOT / "benchmarks" / "measurements" / "serving_calibration.csv",
+    REPO_ROOT / "benchmarks" / "measurements" / "serving_measurements_extra.csv",
+    REPO_ROOT.parent / "shared" / "data" / "benchmarks" / "serving_calibration.csv",
+)
+CONFIG_DIR = SNAPSHOT_DIR / "hf"
+
+
+@dg.asset(
+    group_name=SIZING_GROUP,
+    kinds={"python", "polars", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="Measured serving throughput (NVIDIA TensorRT-LLM perf-overview, benchmarks/measurements) "
+    "next to our estimate for the same model, GPU, count, precision and ISL/OSL: ratio = estimate / "
+    "measured, the train/held_out split of the class calibration and the speed class "
+    "(sizing.calibration.calibration_table).",
+)
+def calibration() -> dg.MaterializeResult:
+    settings = load_settings()
+    measurements = load_measurements(MEASUREMENT_FILES)
+    table = calibration_table(measurements, load_specs(CONFIG_DIR))
+    with connect(settings.warehouse_path) as con:
+        replace_table(con, "sizing.calibration", table)
+    held = error_summary(table).row(0, named=True)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": table.height,
+            "measurements": measurements.height,
+            "held_out_rows": held["rows"],
+            "held_out_median_error": held["median_error"],
+            "held_out_p90_error": held["p90_error"],
+        }
+    )
