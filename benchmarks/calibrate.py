@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/calibrate.py --fit      # refit SPEED_CLASSES on the train rows, print them to paste
     .venv/bin/python benchmarks/calibrate.py --rows     # also print every row (estimate vs measured)
 
-Data: ``benchmarks/measurements/serving_calibration.csv`` (112 rows, TensorRT-LLM v1.0 perf-overview,
-H100/H200 FP8; a copy of ``../shared/data/benchmarks/serving_calibration.csv``) and
+Data: ``pipelines/snapshot/benchmarks/serving_calibration.csv`` (112 rows, TensorRT-LLM v1.0
+perf-overview, H100/H200 FP8; bundled from ``../shared/data`` by the snapshot tool) and
 ``benchmarks/measurements/serving_measurements_extra.csv`` (788 rows: B200/GB200/B300/GB300 FP4,
 more H100/H200/GH200 FP8, MoE incl. DeepSeek-R1, gpt-oss, Qwen3-30B-A3B; sources in the README
 there). MLPerf and unknown-precision rows are excluded. Estimates, split and error come from
@@ -42,8 +42,7 @@ from sizing.calibration import (  # noqa: E402
 )
 from sizing.constants import DECODE, PREFILL  # noqa: E402
 
-MEASUREMENTS = REPO / "benchmarks" / "measurements"
-MEASUREMENT_FILES = (MEASUREMENTS / "serving_calibration.csv", MEASUREMENTS / "serving_measurements_extra.csv")
+from pipelines.defs.sizing.calibration import MEASUREMENT_FILES  # noqa: E402  (one home for the inputs)
 CONFIGS = REPO / "pipelines" / "snapshot" / "hf"
 
 

@@ -59,6 +59,7 @@ LICENSES = {
     "BerriAI/litellm": "MIT (content outside enterprise/)",
     "pydantic/genai-prices": "MIT",
     "anycloud-sh/catalog": "no license file; SkyPilot-catalog-format price facts from provider pricing APIs",
+    "NVIDIA/TensorRT-LLM": "Apache-2.0",
 }
 
 
@@ -76,6 +77,8 @@ class Origin:
 
 
 COLLECTOR_INDEX = Origin("shared/data collector", "hf_configs/index.json (generated from MANIFEST.md)", "n/a")
+#: shared/data/benchmarks/README.md: the rows come from this document at this commit.
+TRTLLM_PERF_OVERVIEW = Origin("NVIDIA/TensorRT-LLM", "docs/source/performance/perf-overview.md", "00f37686aa85")
 
 
 def manifest_origins(shared: Path) -> dict[str, Origin]:
@@ -387,6 +390,17 @@ def snapshot_rentals(shared: Path, writer: SnapshotWriter) -> None:
         )
 
 
+# --- Serving measurements -------------------------------------------------------------------------
+
+BENCHMARK_FILES = ("benchmarks/serving_calibration.csv",)
+
+
+def snapshot_benchmarks(shared: Path, writer: SnapshotWriter) -> None:
+    """Measured serving throughput the `calibration` asset compares our estimates with."""
+    for shared_file in BENCHMARK_FILES:
+        writer.write(shared_file, (shared / shared_file).read_bytes(), shared_file, "verbatim")
+
+
 def build_snapshot(shared: Path, out: Path) -> dict[str, Any]:
     """Rebuild `out` from scratch and return the SNAPSHOT.json document."""
     shared = shared.resolve()
@@ -395,12 +409,14 @@ def build_snapshot(shared: Path, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True)
     origins = manifest_origins(shared)
     origins.setdefault("hf_configs/index.json", COLLECTOR_INDEX)
+    origins.setdefault("benchmarks/serving_calibration.csv", TRTLLM_PERF_OVERVIEW)
     writer = SnapshotWriter(out, origins)
     models = snapshot_hf_models(shared, writer)
     snapshot_spec_sheets(shared, writer)
     matcher = ModelMatcher([model["model_id"] for model in models], read_seed("provider_model_aliases.csv"))
     snapshot_prices(shared, writer, matcher)
     snapshot_rentals(shared, writer)
+    snapshot_benchmarks(shared, writer)
     document = {
         "snapshot_date": SNAPSHOT_DATE,
         "built_from": "shared/data (see its MANIFEST.md); rebuild: python -m pipelines.snapshot_tool "

@@ -1,6 +1,6 @@
 """Class calibration of the speed estimate (sizing.calibration, sizing.constants.SPEED_CLASSES).
 
-Measurements: the committed CSVs in benchmarks/measurements/ (NVIDIA TensorRT-LLM perf-overview
+Measurements: the bundled snapshot's benchmarks/serving_calibration.csv and benchmarks/measurements/ (NVIDIA TensorRT-LLM perf-overview
 editions; sources in benchmarks/measurements/README.md). Model configs: the bundled snapshot.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipelines.defs.sizing.calibration import MEASUREMENT_FILES
 from sizing.calibration import (
     MEASUREMENT_GPUS,
     calibration_table,
@@ -24,10 +25,7 @@ from sizing.constants import CALIBRATION, DECODE, SPEED_CLASSES
 from sizing.speed import gpu_generation_expr, speed_basis_columns, speed_class_expr
 
 REPO = Path(__file__).resolve().parents[1]
-MEASUREMENTS = (
-    REPO / "benchmarks" / "measurements" / "serving_calibration.csv",
-    REPO / "benchmarks" / "measurements" / "serving_measurements_extra.csv",
-)
+MEASUREMENTS = MEASUREMENT_FILES  # the bundled TensorRT-LLM v1.0 rows + the ones collected for issue 8
 CONFIGS = REPO / "pipelines" / "snapshot" / "hf"
 
 

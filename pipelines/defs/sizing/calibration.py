@@ -1,8 +1,9 @@
 """The published ``calibration`` table: every public throughput measurement next to our estimate.
 
-Inputs are snapshot-independent and committed: ``benchmarks/measurements/*.csv`` (plus
-``../shared/data/benchmarks/serving_calibration.csv`` when present; duplicate ids are read once)
-and the bundled model configs in ``pipelines/snapshot/hf``; GPU specs are the datasheet values in
+Inputs: the measurements bundled by the snapshot tool (``pipelines/snapshot/benchmarks/
+serving_calibration.csv``, from ``../shared/data``), the measurements this project collected with
+their citations (``benchmarks/measurements/serving_measurements_extra.csv``) and the bundled model
+configs in ``pipelines/snapshot/hf``; GPU specs are the datasheet values in
 ``sizing.calibration.MEASUREMENT_GPUS``. The pure work is ``sizing.calibration.calibration_table``.
 """
 
@@ -14,10 +15,10 @@ from sizing.calibration import calibration_table, error_summary, load_measuremen
 
 from .assets import SIZING_GROUP
 
+#: Every measurement file the calibration reads (also benchmarks/calibrate.py and the tests).
 MEASUREMENT_FILES = (
-    REPO_ROOT / "benchmarks" / "measurements" / "serving_calibration.csv",
+    SNAPSHOT_DIR / "benchmarks" / "serving_calibration.csv",
     REPO_ROOT / "benchmarks" / "measurements" / "serving_measurements_extra.csv",
-    REPO_ROOT.parent / "shared" / "data" / "benchmarks" / "serving_calibration.csv",
 )
 CONFIG_DIR = SNAPSHOT_DIR / "hf"
 
