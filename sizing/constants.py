@@ -245,7 +245,7 @@ class DecodeEfficiency:
     Priors from sizing_anchors 2.6/2.8/6.5 (BLIS roofline v1: MBU 0.72, 500 us/step, 20 us/layer,
     all-reduce 20 us; aiconfigurator SOL fallback MBU 0.80; llm-analysis all-reduce floor 8 us).
     Values below: fitted by benchmarks/calibrate.py on 2026-11-27 against
-    /work/shared/data/benchmarks/serving_calibration.csv (TensorRT-LLM v1.0 PyTorch backend,
+    pipelines/snapshot/benchmarks/serving_calibration.csv (from shared/data; TensorRT-LLM v1.0 PyTorch backend,
     max-throughput runs, H100/H200 FP8) -- see ``CALIBRATION`` for the error it achieved.
     """
 
@@ -300,7 +300,7 @@ class Calibration:
 
     fitted_by: str = "benchmarks/calibrate.py"
     date: str = "2026-11-27"
-    dataset: str = "/work/shared/data/benchmarks/serving_calibration.csv (TensorRT-LLM v1.0 perf-overview)"
+    dataset: str = "pipelines/snapshot/benchmarks/serving_calibration.csv (TensorRT-LLM v1.0 perf-overview)"
     #: 94 rows with a spec (Llama 3.1 8B/405B, 3.3 70B, Qwen3-235B-A22B, Llama 4 Maverick via
     #: sizing.architecture.describe; Llama 4 Scout skipped: no config). Metric: output tok/s total.
     #: Worst rows: Llama 4 Maverick on H100 (TRT-LLM runs it with attention-DP + EP; we model TP).
