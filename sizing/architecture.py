@@ -1,5 +1,7 @@
-"""Façade: ``describe(config)`` turns one HF config.json (plus an optional hf_quant_config.json)
-into a ``ModelSpec``: parameters, KV per token, weights per precision and as stored.
+"""Façade: ``describe(config)`` turns one HF config.json (plus an optional hf_quant_config.json
+and, in live mode, the Hub's per-dtype safetensors parameter counts) into a ``ModelSpec``:
+parameters, KV per token, weights per precision and as stored, and the checkpoint's precision with
+the evidence it was detected from (``sizing.quantization.detect_checkpoint``).
 
 Pure: no I/O, no Dagster. It never raises on a dict input: an architecture it cannot account
 exactly, or a config missing a field the accounting needs, gives ``supported=False`` with the reason.
@@ -14,14 +16,22 @@ from sizing.kv import kv_bytes_per_token, kv_groups
 from sizing.layouts import FAMILIES, Layout, Unsupported, build
 from sizing.model_spec import ModelSpec
 from sizing.params import EMBED, EXPERTS, LM_HEAD, UNQUANTIZED_ROLES
-from sizing.precision import FORMAT_PRECISION, weights_bytes_per_precision
-from sizing.quantization import checkpoint_bytes, read_scheme
-
-_DTYPE_FORMAT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+from sizing.precision import weights_bytes_per_precision
+from sizing.quantization import checkpoint_bytes, detect_checkpoint
 
 
-def describe(config: dict, *, model_id: str, quant_config: dict | None = None) -> ModelSpec:
-    """Describe one model from its config. See ``ModelSpec`` for field meanings."""
+def describe(
+    config: dict,
+    *,
+    model_id: str,
+    quant_config: dict | None = None,
+    safetensors_dtypes: dict[str, int] | None = None,
+) -> ModelSpec:
+    """Describe one model from its config. See ``ModelSpec`` for field meanings.
+
+    ``quant_config`` is the repo's hf_quant_config.json; ``safetensors_dtypes`` the Hub model info's
+    ``safetensors.parameters`` (dtype -> stored elements), when known (live mode).
+    """
     if not isinstance(config, dict):
         return ModelSpec(model_id=model_id, supported=False, reason="config is not a JSON object")
     cfg = HFConfig(config)
@@ -35,23 +45,23 @@ def describe(config: dict, *, model_id: str, quant_config: dict | None = None) -
         return ModelSpec(supported=False, reason=str(exc), **base)
     except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
         return ModelSpec(supported=False, reason=f"malformed config: {type(exc).__name__}: {exc}", **base)
-    return _spec(cfg, layout, quant_config, base)
+    return _spec(cfg, layout, quant_config, safetensors_dtypes, base)
 
 
-def _spec(cfg: HFConfig, layout: Layout, quant_config: dict | None, base: dict[str, Any]) -> ModelSpec:
+def _spec(cfg: HFConfig, layout: Layout, quant_config: dict | None, safetensors_dtypes: dict | None,
+          base: dict[str, Any]) -> ModelSpec:
     acc = layout.acc
     groups = kv_groups(layout.caches + layout.extra_caches)
     qc = cfg.raw.get("quantization_config") or cfg.text.get("quantization_config")
-    scheme = read_scheme(qc, quant_config)
-    dense_fmt = _DTYPE_FORMAT.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"), "bf16")
-    fmt = scheme.fmt if scheme is not None else dense_fmt
-    if scheme is not None and scheme.per_module:
-        fmt = "mixed:" + "+".join(sorted(set(scheme.per_module.values())))
-    precision = FORMAT_PRECISION.get(fmt)
-    if precision is None and scheme is not None and scheme.per_module:
-        # Mixed checkpoints are named by their narrowest format (the one that shapes the bytes).
-        order = ["fp4", "int4", "int8", "fp8", "bf16"]
-        precision = next(p for p in order if any(FORMAT_PRECISION.get(f) == p for f in scheme.per_module.values()))
+    checkpoint = detect_checkpoint(
+        model_id=base["model_id"],
+        quantization_config=qc if isinstance(qc, dict) else None,
+        hf_quant_config=quant_config,
+        safetensors_dtypes=safetensors_dtypes,
+        config_dtype=cfg.get("torch_dtype") or cfg.get("dtype"),
+        # What every quantized checkpoint keeps at 16 bits (see precision_from_safetensors).
+        set_aside=acc.sum_roles(UNQUANTIZED_ROLES) + acc.vision,
+    )
     return ModelSpec(
         supported=True,
         params_total=acc.total,
@@ -74,13 +84,20 @@ def _spec(cfg: HFConfig, layout: Layout, quant_config: dict | None, base: dict[s
         experts_per_token=acc.experts_per_token if acc.num_moe_layers else 0,
         num_shared_experts=acc.num_shared_experts,
         num_moe_layers=acc.num_moe_layers,
+        moe_intermediate_size=layout.moe_intermediate_size,
+        ssm_num_heads=layout.ssm_num_heads,
+        ssm_n_groups=layout.ssm_n_groups,
+        linear_attn_key_heads=layout.linear_attn_key_heads,
+        linear_attn_value_heads=layout.linear_attn_value_heads,
         sliding_window=layout.sliding_window,
         kv_bytes_per_token_bf16=kv_bytes_per_token(groups),
         kv_groups=groups,
-        checkpoint_format=fmt,
-        checkpoint_precision=precision,
+        checkpoint_format=checkpoint.fmt,
+        checkpoint_precision=checkpoint.precision,
+        checkpoint_precision_source=checkpoint.source,
+        checkpoint_precision_conflict=checkpoint.conflict,
         weights_bytes=weights_bytes_per_precision(acc),
-        weights_bytes_checkpoint=checkpoint_bytes(acc, scheme, dense_fmt if dense_fmt != "fp32" else "fp32"),
+        weights_bytes_checkpoint=checkpoint_bytes(acc, checkpoint.scheme, checkpoint.dense_fmt),
         **base,
     )
 

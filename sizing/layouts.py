@@ -46,6 +46,12 @@ class Layout:
     attention_kind: str
     sliding_window: int | None = None
     extra_caches: list[LayerCache] = field(default_factory=list)
+    # Tensor-parallel constraint dimensions (0 = the model has no such layer); see ModelSpec.
+    moe_intermediate_size: int = 0
+    ssm_num_heads: int = 0
+    ssm_n_groups: int = 0
+    linear_attn_key_heads: int = 0
+    linear_attn_value_heads: int = 0
 
 
 FAMILIES: dict[str, str] = {
@@ -275,7 +281,8 @@ def standard(cfg: HFConfig, mt: str) -> Layout:
         acc.mtp = _mimo_mtp(cfg, hidden, heads, kv_heads, hd)
     kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
     return Layout(acc, caches, FAMILIES.get(mt, mt), layers, hidden, heads, kv_heads, hd, vocab, kind,
-                  int(window) if window and any(c.kind == "sliding" for c in caches) else None)
+                  int(window) if window and any(c.kind == "sliding" for c in caches) else None,
+                  moe_intermediate_size=moe_inter if moe_layers else 0)
 
 
 def _mimo_mtp(cfg: HFConfig, hidden: int, heads: int, kv_heads: int, hd: int) -> int:
@@ -362,7 +369,7 @@ def mla(cfg: HFConfig, mt: str) -> Layout:
         # GLM-5.2 "shared" indexer layers reuse the previous layer's top-k and cache no keys.
         extra = [LayerCache("full", 1, cfg.int("index_head_dim")) for i in range(layers) if _runs_indexer(cfg, i)]
     return Layout(acc, caches, FAMILIES.get(mt, mt), layers, hidden, heads, 1, nope + rope, vocab, "mla",
-                  extra_caches=extra)
+                  extra_caches=extra, moe_intermediate_size=moe_inter if moe_layers else 0)
 
 
 def _runs_indexer(cfg: HFConfig, i: int) -> bool:
@@ -445,7 +452,10 @@ def qwen_hybrid(cfg: HFConfig, mt: str) -> Layout:
     acc.num_experts, acc.experts_per_token, acc.num_moe_layers = num_experts, k, moe_layers
     acc.num_shared_experts = 1 if moe_layers and cfg.int("shared_expert_intermediate_size", 0) else 0
     acc.mtp = _qwen_mtp(cfg, acc, hidden, heads, kv_heads, hd, num_experts)
-    return Layout(acc, caches, "qwen", layers, hidden, heads, kv_heads, hd, vocab, "hybrid")
+    linear = any(t == "linear_attention" for t in types[:layers])
+    return Layout(acc, caches, "qwen", layers, hidden, heads, kv_heads, hd, vocab, "hybrid",
+                  moe_intermediate_size=cfg.int("moe_intermediate_size") if moe_layers else 0,
+                  linear_attn_key_heads=nk if linear else 0, linear_attn_value_heads=nv if linear else 0)
 
 
 def _qwen_mtp(cfg: HFConfig, acc: Accounting, hidden: int, heads: int, kv_heads: int, hd: int, experts: int) -> int:
@@ -543,7 +553,10 @@ def nemotron_h(cfg: HFConfig, mt: str) -> Layout:
     acc.norm("norm_f", hidden)
     acc.num_experts, acc.experts_per_token, acc.num_moe_layers = experts, k, moe_layers
     acc.num_shared_experts = cfg.int("n_shared_experts", 1) if moe_layers else 0
-    return Layout(acc, caches, "nemotron", layers, hidden, heads, kv_heads, hd, vocab, "hybrid")
+    mamba = "mamba" in pattern
+    return Layout(acc, caches, "nemotron", layers, hidden, heads, kv_heads, hd, vocab, "hybrid",
+                  moe_intermediate_size=cfg.int("moe_intermediate_size") if moe_layers else 0,
+                  ssm_num_heads=m_heads if mamba else 0, ssm_n_groups=groups if mamba else 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -607,7 +620,8 @@ def gemma4(cfg: HFConfig, mt: str) -> Layout:
     acc.norm("norm", hidden)
     acc.num_experts, acc.experts_per_token, acc.num_moe_layers = experts, k, layers if moe else 0
     return Layout(acc, caches, "gemma", layers, hidden, heads, kv_heads, hd, vocab,
-                  "mqa" if kv_heads == 1 else ("mha" if kv_heads == heads else "gqa"), window)
+                  "mqa" if kv_heads == 1 else ("mha" if kv_heads == heads else "gqa"), window,
+                  moe_intermediate_size=cfg.int("moe_intermediate_size") if moe else 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,7 +673,7 @@ def classic(cfg: HFConfig, mt: str) -> Layout:
     acc = Accounting()
     caches: list[LayerCache] = []
     kv_heads = heads
-    experts = k = moe_layers = 0
+    experts = k = moe_layers = expert_width = 0
     if mt == "gpt2":
         inter = cfg.int("n_inner", 0) or 4 * hidden
         acc.add("wte.weight", vocab * hidden, EMBED)
@@ -807,6 +821,7 @@ def classic(cfg: HFConfig, mt: str) -> Layout:
         kv_heads = int(attn_cfg.get("kv_n_heads", 1))
         inter = int(ffn_cfg.get("ffn_hidden_size", 3584))
         experts, k = int(ffn_cfg.get("moe_num_experts", 4)), int(ffn_cfg.get("moe_top_k", 1))
+        expert_width = inter
         acc.add("wte.weight", vocab * hidden, EMBED)
         for i in range(layers):
             p = f"blocks.{i}"
@@ -825,7 +840,7 @@ def classic(cfg: HFConfig, mt: str) -> Layout:
     caches = [_kv_full(cfg, kv_heads, hd) for _ in range(layers)]
     acc.num_experts, acc.experts_per_token, acc.num_moe_layers = experts, k, moe_layers
     return Layout(acc, caches, FAMILIES.get(mt, mt), layers, hidden, heads, kv_heads, hd, vocab,
-                  _attn_kind(heads, kv_heads))
+                  _attn_kind(heads, kv_heads), moe_intermediate_size=expert_width if moe_layers else 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -900,7 +915,10 @@ def jamba(cfg: HFConfig, mt: str) -> Layout:
         acc.norm(f"{p}.pre_ff_layernorm", hidden)
     acc.norm("final_layernorm", hidden)
     acc.num_experts, acc.experts_per_token, acc.num_moe_layers = experts, k, moe_layers
-    return Layout(acc, caches, "jamba", layers, hidden, heads, kv_heads, hd, vocab, "hybrid")
+    # Mamba-1 mixers have no SSM heads or groups: ssm_num_heads / ssm_n_groups stay 0. Their TP
+    # constraint (d_inner = mamba_expand x hidden divisible by TP) is out of scope here.
+    return Layout(acc, caches, "jamba", layers, hidden, heads, kv_heads, hd, vocab, "hybrid",
+                  moe_intermediate_size=inter if moe_layers else 0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,12 +77,31 @@ class ModelSpec:
     experts_per_token: int = 0
     num_shared_experts: int = 0
     num_moe_layers: int = 0
+    # Tensor-parallel constraints read from the config (0 = not applicable: the model has no such
+    # layer). Engines shard these head / group / width dimensions across tensor-parallel ranks.
+    moe_intermediate_size: int = 0  # width of one routed expert's FFN (0 for dense models)
+    # Mamba-2 mixers (Nemotron-H mamba_num_heads / n_groups). Jamba's Mamba-1 mixers have no heads
+    # or groups (0); their intermediate-size (d_inner) TP constraint is out of scope here.
+    ssm_num_heads: int = 0
+    ssm_n_groups: int = 0
+    # Gated-DeltaNet linear attention (Qwen3-Next / Qwen3.5 / Qwen3.6 linear_num_key_heads /
+    # linear_num_value_heads). MiniMax lightning attention (model_type "minimax") is not supported
+    # by the accounting, so no model carries it.
+    linear_attn_key_heads: int = 0
+    linear_attn_value_heads: int = 0
     sliding_window: int | None = None
     kv_bytes_per_token_bf16: int = 0  # one sequence, TP=1, bytes per extra token at long context
     kv_groups: tuple[KVGroup, ...] = field(default_factory=tuple)
     # Weights: what-if bytes per precision (sizing.precision) and the checkpoint as stored.
     checkpoint_format: str | None = None  # e.g. bf16, fp8, fp8_block, nvfp4, mxfp4, gptq_int4, awq_int4
     checkpoint_precision: str | None = None  # one of PRECISIONS
+    # Which evidence decided checkpoint_precision (sizing.quantization.PRECISION_SOURCES, in
+    # detection order): quantization_config, hf_quant_config, safetensors_dtypes, repo_name,
+    # config_dtype, default.
+    checkpoint_precision_source: str | None = None
+    # Null when every source that claims a precision agrees; else which sources disagree and what
+    # each says (a checkpoint precision that contradicts the repo's files).
+    checkpoint_precision_conflict: str | None = None
     weights_bytes: dict[str, int] = field(default_factory=dict)  # precision -> bytes
     weights_bytes_checkpoint: int = 0
 
@@ -114,10 +133,17 @@ MODEL_COLUMNS: dict[str, pl.DataType] = {
     "experts_per_token": pl.Int64,
     "num_shared_experts": pl.Int64,
     "num_moe_layers": pl.Int64,
+    "moe_intermediate_size": pl.Int64,
+    "ssm_num_heads": pl.Int64,
+    "ssm_n_groups": pl.Int64,
+    "linear_attn_key_heads": pl.Int64,
+    "linear_attn_value_heads": pl.Int64,
     "sliding_window": pl.Int64,
     "kv_bytes_per_token_bf16": pl.Int64,
     "checkpoint_format": pl.Utf8,
     "checkpoint_precision": pl.Utf8,
+    "checkpoint_precision_source": pl.Utf8,
+    "checkpoint_precision_conflict": pl.Utf8,
     **{f"weights_bytes_{p}": pl.Int64 for p in PRECISIONS},
     "weights_bytes_checkpoint": pl.Int64,
 }

@@ -135,6 +135,9 @@ class FakeModel:
     gated: bool | str = False
     license: str | None = "apache-2.0"
     parameters: int | None = None
+    # The Hub's `safetensors.parameters` (stored elements per dtype, e.g. {"BF16": n, "F8_E4M3": m});
+    # when None and `parameters` is set, the repo is served as all-BF16.
+    safetensors_parameters: dict[str, int] | None = None
     list_siblings: bool = True
     directory: Path | None = None
 
@@ -162,7 +165,12 @@ class FakeModel:
         }
         if self.list_siblings:
             document["siblings"] = [{"rfilename": name} for name in sorted(self.files())]
-        if self.parameters is not None:
+        if self.safetensors_parameters is not None:
+            document["safetensors"] = {
+                "parameters": dict(self.safetensors_parameters),
+                "total": sum(self.safetensors_parameters.values()),
+            }
+        elif self.parameters is not None:
             document["safetensors"] = {"parameters": {"BF16": self.parameters}, "total": self.parameters}
         return document
 

@@ -15,6 +15,8 @@ select
     record -> '$.config' as config,
     record -> '$.quant_config' as quant_config,
     record -> '$.safetensors_metadata' as safetensors_metadata,
+    -- Hub model info (live mode only): stored elements per safetensors dtype, e.g. {"BF16": n, "F8_E4M3": m}.
+    record -> '$.model_info.safetensors_parameters' as model_info_safetensors_parameters,
     coalesce(record ->> '$.model_info.sha', 'sha256:' || content_sha256) as source_revision,
     location as source_location,
     fetched_at as ingested_at

@@ -85,7 +85,12 @@ class LiveBatch:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The fields of the Hub's `/api/models/{repo}` answer FitAtlas keeps next to the config."""
+    """The fields of the Hub's `/api/models/{repo}` answer FitAtlas keeps next to the config.
+
+    `safetensors_parameters` is the Hub's `safetensors.parameters`: stored elements per safetensors
+    dtype over the repo's weight files (e.g. `{"BF16": 1_050_673_152, "F8_E4M3": 6_979_321_856}`),
+    the evidence `sizing.quantization.precision_from_safetensors` reads the checkpoint precision from.
+    """
 
     sha: str
     last_modified: str | None
@@ -93,6 +98,7 @@ class ModelInfo:
     license: str | None
     safetensors_total: int | None
     siblings: frozenset[str] | None
+    safetensors_parameters: dict[str, int] | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -101,6 +107,7 @@ class ModelInfo:
             "gated": self.gated,
             "license": self.license,
             "safetensors_total": self.safetensors_total,
+            "safetensors_parameters": self.safetensors_parameters,
         }
 
 
@@ -387,6 +394,7 @@ def parse_model_info(content: bytes, location: str) -> ModelInfo:
     card = document.get("cardData") if isinstance(document.get("cardData"), dict) else {}
     safetensors = document.get("safetensors") if isinstance(document.get("safetensors"), dict) else {}
     total = safetensors.get("total")
+    parameters = safetensors.get("parameters")
     siblings = document.get("siblings")
     return ModelInfo(
         sha=sha,
@@ -394,12 +402,25 @@ def parse_model_info(content: bytes, location: str) -> ModelInfo:
         gated=document.get("gated", False),
         license=card.get("license") if isinstance(card.get("license"), str) else None,
         safetensors_total=total if isinstance(total, int) else None,
+        safetensors_parameters=_dtype_counts(parameters),
         siblings=(
             frozenset(s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str))
             if isinstance(siblings, list)
             else None
         ),
     )
+
+
+def _dtype_counts(value: Any) -> dict[str, int] | None:
+    """`safetensors.parameters` as {dtype: count}, keeping only well-formed entries; None if none."""
+    if not isinstance(value, dict):
+        return None
+    counts = {
+        str(dtype): count
+        for dtype, count in value.items()
+        if isinstance(dtype, str) and isinstance(count, int) and not isinstance(count, bool) and count >= 0
+    }
+    return dict(sorted(counts.items())) or None
 
 
 def _failure(outcome: NotModified | FetchFailed, repo: str) -> SourceFormatError:

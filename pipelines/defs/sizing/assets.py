@@ -2,6 +2,7 @@
 
 
 import json
+from collections import Counter
 
 import dagster as dg
 import polars as pl
@@ -27,17 +28,25 @@ def _load_json(text: str | None) -> dict | None:
     kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
     description="Architecture accounting of every landed config (sizing.architecture.describe): "
-    "parameters, KV-cache layout, weights per precision; unsupported configs keep their reason.",
+    "parameters, KV-cache layout, weights per precision, the checkpoint precision with its evidence "
+    "(quantization config, hf_quant_config.json, the Hub's safetensors dtype counts, repo name, config "
+    "dtype) and any contradiction between them; unsupported configs keep their reason.",
 )
 def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = load_settings()
     with connect(settings.warehouse_path) as con:
         configs = con.execute(
-            "select model_id, config::varchar, quant_config::varchar from staging.stg_hf__model_configs order by model_id"
+            "select model_id, config::varchar, quant_config::varchar, model_info_safetensors_parameters::varchar "
+            "from staging.stg_hf__model_configs order by model_id"
         ).fetchall()
         specs = [
-            describe(_load_json(config) or {}, model_id=model_id, quant_config=_load_json(quant_config))
-            for model_id, config, quant_config in configs
+            describe(
+                _load_json(config) or {},
+                model_id=model_id,
+                quant_config=_load_json(quant_config),
+                safetensors_dtypes=_load_json(safetensors_parameters),
+            )
+            for model_id, config, quant_config, safetensors_parameters in configs
         ]
         models, kv_groups = specs_to_frames(specs)
         replace_table(con, "sizing.model_specs", models)
@@ -45,11 +54,17 @@ def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     unsupported = {spec.model_id: spec.reason for spec in specs if not spec.supported}
     for model_id, reason in unsupported.items():
         context.log.warning(f"{model_id}: unsupported, because {reason}")
+    conflicts = {spec.model_id: spec.checkpoint_precision_conflict for spec in specs if spec.checkpoint_precision_conflict}
+    for model_id, conflict in conflicts.items():
+        context.log.warning(f"{model_id}: checkpoint precision contradicts the repo's files: {conflict}")
+    sources = Counter(str(spec.checkpoint_precision_source) for spec in specs if spec.supported)
     return dg.MaterializeResult(
         metadata={
             "models": len(specs),
             "supported": len(specs) - len(unsupported),
             "unsupported": dg.MetadataValue.json(unsupported),
+            "checkpoint_precision_sources": dg.MetadataValue.json(dict(sorted(sources.items()))),
+            "checkpoint_precision_conflicts": dg.MetadataValue.json(conflicts),
         }
     )
 
