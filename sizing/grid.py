@@ -70,6 +70,8 @@ from sizing.parallelism import (
     with_topology_columns,
 )
 from sizing.speed import (
+    attention_dp_expr,
+    attention_dp_kv_pool_bytes_expr,
     decode_itl_s_expr,
     output_tok_s_expr,
     prefill_compute_s_expr,
@@ -292,9 +294,12 @@ def evaluate_configs(
     kv_mean = kv.filter(pl.col("context_length") == s_mean).select(
         "model_id", "tensor_parallel", "kv_dtype", pl.col("kv_bytes_per_seq").alias("kv_mean_bytes")
     )
-    # a sequence's KV at TP1: the attention-DP decode term of MoE rows (sizing.speed)
+    # a sequence's KV at TP1: the attention-DP capacity and decode term of MoE rows (sizing.speed)
     kv_mean_tp1 = kv_mean.filter(pl.col("tensor_parallel") == 1).select(
         "model_id", "kv_dtype", pl.col("kv_mean_bytes").alias("kv_mean_bytes_tp1")
+    )
+    kv_work_tp1 = kv_work.filter(pl.col("tensor_parallel") == 1).select(
+        "model_id", "kv_dtype", pl.col("kv_work_bytes").alias("kv_work_bytes_tp1")
     )
     attn = attention_tokens_frame(kv_groups, sorted({s_mean, input_len})).collect().lazy()
     attn_mean = attn.filter(pl.col("length") == s_mean).select("model_id", pl.col("attn_layer_tokens").alias("attn_mean"))
@@ -307,6 +312,7 @@ def evaluate_configs(
         .join(kv_work, on=["model_id", "tensor_parallel", "kv_dtype"], how="left")
         .join(kv_mean, on=["model_id", "tensor_parallel", "kv_dtype"], how="left")
         .join(kv_mean_tp1, on=["model_id", "kv_dtype"], how="left")
+        .join(kv_work_tp1, on=["model_id", "kv_dtype"], how="left")
         .join(attn_mean, on="model_id", how="left")
         .join(attn_in, on="model_id", how="left")
         .with_columns(
@@ -318,10 +324,18 @@ def evaluate_configs(
             input_len=pl.lit(input_len, pl.Int64),
             output_len=pl.lit(output_len, pl.Int64),
             workload_exceeds_context=pl.lit(seq_total) > pl.col("context_length"),
-            max_concurrent_seqs_workload=(pl.col("kv_pool_gb") * GB / pl.col("kv_work_bytes")).floor().cast(pl.Int64),
+        )
+        .with_columns(attention_dp=attention_dp_expr(decode))
+        .with_columns(
+            max_concurrent_seqs_workload=pl.when(pl.col("attention_dp"))
+            .then((attention_dp_kv_pool_bytes_expr() / pl.col("kv_work_bytes_tp1")).floor() * pl.col("gpu_count"))
+            .otherwise((pl.col("kv_pool_gb") * GB / pl.col("kv_work_bytes")).floor())
+            .cast(pl.Int64),
+            # every attention data-parallel rank schedules its own max_num_seqs
+            _cap=pl.when(pl.col("attention_dp")).then(cap * pl.col("gpu_count")).otherwise(cap),
         )
         .with_columns(
-            batch_limit=pl.max_horizontal(pl.min_horizontal(pl.col("max_concurrent_seqs_workload"), cap), pl.lit(1)).cast(
+            batch_limit=pl.max_horizontal(pl.min_horizontal(pl.col("max_concurrent_seqs_workload"), "_cap"), pl.lit(1)).cast(
                 pl.Int64
             ),
             prefill_compute_s=prefill_compute_s_expr(pl.lit(input_len), pl.col("attn_in"), prefill),
@@ -358,7 +372,7 @@ def evaluate_configs(
         .with_columns(itl_slo_ms=pl.lit(itl_slo_ms, pl.Float64))
         .with_columns(**speed_basis_columns(decode.class_scales))
     )
-    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "domains", "kv_mean_bytes_tp1")
+    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "_cap", "domains", "kv_mean_bytes_tp1", "kv_work_bytes_tp1")
 
 
 RECOMMENDATION_COLUMNS = [

@@ -24,8 +24,11 @@ A replica of ``n = gpu_count`` GPUs runs ``t = tensor_parallel`` x ``p = pipelin
   + expert parallel): each of the ``n`` GPUs runs attention at TP1 for ``B/n`` sequences, so the KV
   read per GPU is ``B/n * kv_bytes_per_seq_tp1(s_mean)`` and the non-expert weights ``W - X`` are
   replicated (read whole on every GPU); the routed experts are split ``X/n`` as before. The
-  all-reduce term is kept as the stand-in for the two EP all-to-alls per layer. Memory fit is
-  unchanged (the vLLM TP budget).
+  all-reduce term is kept as the stand-in for the two EP all-to-alls per layer. Capacity follows:
+  each rank holds the KV of its own sequences at TP1 in a pool that also carries the replicated
+  non-expert weights, and schedules its own ``max_num_seqs`` (``attention_dp_expr``; rows where one
+  request does not fit a rank stay tensor parallel). The published fit matrix keeps the vLLM TP
+  budget.
 - class calibration (``sizing.constants.SPEED_CLASSES``): every row has a speed class
   ``generation:precision:dense|moe`` (``speed_class_expr``; generation from the GPU's ``gpu_id`` /
   ``name``, e.g. H100 -> hopper, B200 -> blackwell); its fitted ``mbu_scale`` multiplies MBU and its
@@ -205,11 +208,26 @@ def pipeline_hop_time_expr(micro_batch: pl.Expr, d: DecodeEfficiency = DECODE) -
     return pl.when(_pp() > 1).then((_pp() - 1.0) * per).otherwise(pl.lit(0.0))
 
 
-def _attention_dp_expr(d: DecodeEfficiency) -> pl.Expr:
-    """True on rows served with attention DP + expert parallel (MoE, ``d.moe_attention_dp``, no PP)."""
+def attention_dp_kv_pool_bytes_expr() -> pl.Expr:
+    """KV pool per GPU under attention DP + EP: the non-expert weights are replicated on every rank,
+    the routed experts split ``X/n`` (vs ``W/n`` under tensor parallel)."""
+    w = pl.col("weights_bytes").cast(pl.Float64)
+    x = expert_bytes_expr()
+    return pl.col("usable_gb") * GB - ((w - x) + x / _n()) - pl.col("overhead_gb") * GB
+
+
+def attention_dp_expr(d: DecodeEfficiency = DECODE) -> pl.Expr:
+    """True on rows served with attention DP + expert parallel (``d.moe_attention_dp``): MoE, more
+    than one GPU, no pipeline stages, and one request of the workload fits each rank's KV pool with
+    the attention weights replicated (``kv_work_bytes_tp1``: a sequence's KV at TP1)."""
     if not d.moe_attention_dp:
         return pl.lit(False)
-    return pl.col("is_moe").fill_null(False) & (_pp() == 1) & (_n() > 1)
+    return (
+        pl.col("is_moe").fill_null(False)
+        & (_pp() == 1)
+        & (_n() > 1)
+        & (attention_dp_kv_pool_bytes_expr() >= pl.col("kv_work_bytes_tp1"))
+    ).fill_null(False)
 
 
 def decode_itl_s_expr(
@@ -221,8 +239,9 @@ def decode_itl_s_expr(
 ) -> pl.Expr:
     """Inter-token latency (s) of one decode step at ``batch`` concurrent sequences (all stages).
 
-    ``kv_mean_bytes_tp1`` (a sequence's KV at TP1) enables the attention-DP term for MoE rows when
-    ``d.moe_attention_dp`` (module doc); without it every row is modelled as tensor parallel."""
+    ``kv_mean_bytes_tp1`` (a sequence's KV at TP1) enables the attention-DP term on rows whose
+    ``attention_dp`` column is true (``attention_dp_expr``, module doc); without it every row is
+    modelled as tensor parallel."""
     pp = _pp()
     b = batch.cast(pl.Float64) / pp
     bytes_tp = weights_read_per_gpu_expr(b) + b * kv_mean_bytes / pp
@@ -230,7 +249,7 @@ def decode_itl_s_expr(
         w = pl.col("weights_bytes").cast(pl.Float64)
         x = expert_bytes_expr()
         bytes_dp = (w - x) + x * expert_fraction_expr(b) / _n() + b / _n() * kv_mean_bytes_tp1
-        bytes_ = pl.when(_attention_dp_expr(d)).then(bytes_dp).otherwise(bytes_tp)
+        bytes_ = pl.when(pl.col("attention_dp")).then(bytes_dp).otherwise(bytes_tp)
     else:
         bytes_ = bytes_tp
     flops = (
