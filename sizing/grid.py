@@ -383,6 +383,7 @@ RECOMMENDATION_COLUMNS = [
     "tensor_parallel",
     "pipeline_parallel",
     "expert_parallel",
+    "attention_dp",
     "precision",
     "checkpoint_precision",
     "needs_other_checkpoint",
