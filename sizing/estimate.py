@@ -25,7 +25,11 @@ from sizing.model_spec import PRECISIONS, ModelSpec, specs_to_frames
 _FIT_KEYS = (
     "fits",
     "fit_class",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "expert_parallel",
     "tp_valid",
+    "layout_reason",
     "max_concurrent_seqs",
     "weights_gb_per_gpu",
     "kv_gb_per_seq",
