@@ -19,6 +19,7 @@ from pipelines.defs.ingest.automation import ingest_jobs, ingest_schedules, inge
 from pipelines.defs.publish.approval import approval_sensor, publish_batch_job  # noqa: E402
 from pipelines.defs.publish.assets import audited_batch, publication  # noqa: E402
 from pipelines.defs.quality.checks import suite_checks  # noqa: E402
+from pipelines.defs.quality.price_checks import price_checks  # noqa: E402
 from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations  # noqa: E402
 from pipelines.defs.sizing.calibration import calibration  # noqa: E402
 from pipelines.defs.transform.dbt_assets import (  # noqa: E402
@@ -45,7 +46,7 @@ defs = dg.Definitions(
         audited_batch,
         publication,
     ],
-    asset_checks=[*suite_checks, *ingest_checks],
+    asset_checks=[*suite_checks, *ingest_checks, *price_checks],
     jobs=[full_pipeline, *ingest_jobs, publish_batch_job],
     sensors=[*ingest_sensors, approval_sensor],
     schedules=[*ingest_schedules],

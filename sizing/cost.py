@@ -9,9 +9,14 @@
 - API side, per model: ``cheapest_api_output_usd_per_mtok = min(output price)`` over providers and
   ``api_usd_per_mtok_at_mix = min(output + input x input_len/output_len)``: what an API charges per
   million *output* tokens when every output token brings ``input_len/output_len`` input tokens.
+  Only *comparable* prices count (``api_prices``): positive input and output prices, and, when the
+  frame carries the provider_prices columns, ``excluded_reason`` null (standard tier, no zero,
+  placeholder or below-sibling price) and ``is_canonical`` (one price per model and provider).
+  So the cheapest API is never $0.00: a model with no comparable price has none (null).
 - ``breakeven_mtok_per_month = cost_per_month_usd / api_usd_per_mtok_at_mix``: million output tokens
   per month (at the row's token mix) above which the replica is cheaper than the cheapest API. It is
-  only achievable when below ``capacity_mtok_per_month = tok/s x 3600 x 730 / 1e6``.
+  only achievable when below ``capacity_mtok_per_month = tok/s x 3600 x 730 / 1e6``. Null (never
+  inf, never negative) when there is no positive API price at the mix or no rental price.
 
 Every derived cost is per *output* token at the row's ``input_len``/``output_len`` mix; the columns
 carry the mix.
@@ -47,23 +52,59 @@ def cost_columns(tok_s: pl.Expr, utilisation: float, hours_per_month: float = CO
         (per_mtok / utilisation).alias("cost_per_mtok_usd_at_utilisation"),
         pl.lit(utilisation).alias("utilisation"),
         (tok_s * 3600.0 * hours_per_month / 1e6).alias("capacity_mtok_per_month"),
-        (monthly / pl.col("api_usd_per_mtok_at_mix")).alias("breakeven_mtok_per_month"),
+        breakeven_mtok_per_month(monthly, pl.col("api_usd_per_mtok_at_mix")).alias("breakeven_mtok_per_month"),
     ]
 
 
+def breakeven_mtok_per_month(monthly_usd: pl.Expr, api_usd_per_mtok_at_mix: pl.Expr) -> pl.Expr:
+    """$/month / API $ per 1e6 output tokens; null unless both are finite, the API price is positive
+    and the monthly cost is not negative (a free or missing API price has no break-even)."""
+    valid = (
+        api_usd_per_mtok_at_mix.is_finite()
+        & (api_usd_per_mtok_at_mix > 0)
+        & monthly_usd.is_finite()
+        & (monthly_usd >= 0)
+    )
+    return pl.when(valid).then(monthly_usd / api_usd_per_mtok_at_mix).otherwise(None).cast(pl.Float64)
+
+
+# provider_prices columns that say whether a row may be compared (see the dbt schema YAML).
+EXCLUSION_COLUMN = "excluded_reason"
+CANONICAL_COLUMN = "is_canonical"
+
+
+def comparable_prices(prices: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows an API comparison may use: positive input and output prices, and, when the frame has
+    them, ``excluded_reason`` null and ``is_canonical`` true. A frame without those columns (a library
+    caller's own price list) is taken as already one comparable row per provider."""
+    columns = prices.collect_schema().names()
+    keep = (
+        pl.col("output_usd_per_mtok").is_not_null()
+        & pl.col("input_usd_per_mtok").is_not_null()
+        & (pl.col("output_usd_per_mtok") > 0)
+        & (pl.col("input_usd_per_mtok") > 0)
+    )
+    if EXCLUSION_COLUMN in columns:
+        keep = keep & pl.col(EXCLUSION_COLUMN).is_null()
+    if CANONICAL_COLUMN in columns:
+        keep = keep & pl.col(CANONICAL_COLUMN).fill_null(False)
+    return prices.filter(keep)
+
+
 def api_prices(prices: pl.DataFrame | pl.LazyFrame | None, input_len: int, output_len: int) -> pl.LazyFrame:
-    """Cheapest API output price and cheapest blended price per output token at the mix, per model."""
+    """Cheapest API output price and cheapest blended price per output token at the mix, per model,
+    over comparable prices only (``comparable_prices``). Models without one are absent (the join in
+    the grid leaves their API columns null)."""
     schema = {"model_id": pl.Utf8, "cheapest_api_output_usd_per_mtok": pl.Float64, "api_usd_per_mtok_at_mix": pl.Float64}
     if prices is None:
         return pl.LazyFrame(schema=schema)
     ratio = input_len / output_len
     return (
-        prices.lazy()
-        .filter(pl.col("output_usd_per_mtok").is_not_null())
+        comparable_prices(prices.lazy())
         .group_by("model_id")
         .agg(
             pl.col("output_usd_per_mtok").min().cast(pl.Float64).alias("cheapest_api_output_usd_per_mtok"),
-            (pl.col("output_usd_per_mtok") + pl.col("input_usd_per_mtok").fill_null(0.0) * ratio)
+            (pl.col("output_usd_per_mtok") + pl.col("input_usd_per_mtok") * ratio)
             .min()
             .cast(pl.Float64)
             .alias("api_usd_per_mtok_at_mix"),

@@ -1,8 +1,9 @@
 """GPU and price normalisation, end to end: snapshot -> parsers -> raw tables -> real dbt build.
 
 The raw tables are filled exactly as the ingest assets do (pipelines.defs.ingest.landing with the
-wire-format parsers), then `dbt build` runs seeds, models, data tests and unit tests. Assertions
-check published values against vendor datasheets.
+wire-format parsers), then `dbt build` runs seeds, models, data tests and unit tests, in the two
+halves the Dagster assets run, around the real `model_specs` asset (provider_prices reads model
+sizes). Assertions check published values against vendor datasheets.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -21,7 +23,10 @@ from pipelines.defs.ingest.snapshot_source import snapshot_units
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "pipelines" / "snapshot"
 DBT_PROJECT = REPO / "dbt_project"
-SELECTION = "+gpus +gpu_rental_prices +gpu_spec_conflicts +provider_prices +unmapped_provider_prices"
+# First half: what the marts below need without sizing.model_specs; second half: everything
+# downstream of it (pipelines/defs/transform/dbt_assets.py MODEL_MARTS), provider_prices included.
+SELECTION = "+gpus +gpu_rental_prices +gpu_spec_conflicts +unmapped_provider_prices +stg_hf__model_configs"
+MODEL_MARTS_SELECTION = "source:sizing.model_specs+"
 
 
 RAW_TABLES = ("hf_model_configs", "gpu_spec_sheets", "openrouter_models", "litellm_prices", "genai_prices", "gpu_rental_prices")
@@ -35,12 +40,15 @@ def land_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path = SNAPSHOT, bat
         assert not report.failures, report.failures[:3]
 
 
-def dbt_build(warehouse: Path) -> subprocess.CompletedProcess[str]:
+def dbt_build(warehouse: Path, selection: str = SELECTION, exclude: str = MODEL_MARTS_SELECTION) -> subprocess.CompletedProcess[str]:
+    """`dbt build` of `selection` minus `exclude` (by default the second half, whose tests - e.g.
+    provider_prices' relationship to stg_hf__model_configs - a first-half selection would pull in)."""
     environment = {**os.environ, "FITATLAS_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     dbt = Path(sys.executable).with_name("dbt")
     return subprocess.run(
         [str(dbt), "build", "--profiles-dir", ".", "--target-path", str(warehouse.parent / "target"),
-         "--log-path", str(warehouse.parent / "logs"), "--select", *SELECTION.split()],
+         "--log-path", str(warehouse.parent / "logs"), "--select", *selection.split(),
+         *(["--exclude", *exclude.split()] if exclude else [])],
         cwd=DBT_PROJECT,
         env=environment,
         capture_output=True,
@@ -48,14 +56,31 @@ def dbt_build(warehouse: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def describe_models(data_dir: Path) -> None:
+    """The real `model_specs` asset on `<data_dir>/warehouse.duckdb` (sizing.model_specs)."""
+    from pipelines.defs.sizing.assets import model_specs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FITATLAS_DATA_DIR", str(data_dir))
+        model_specs(dg.build_asset_context())
+
+
+def build_warehouse(data_dir: Path, snapshot: Path = SNAPSHOT) -> Path:
+    """Land `snapshot`, build the first dbt half, size the models, build the second half."""
+    path = data_dir / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        land_snapshot(con, snapshot)
+    first = dbt_build(path)
+    assert first.returncode == 0, first.stdout[-6000:]
+    describe_models(data_dir)
+    second = dbt_build(path, MODEL_MARTS_SELECTION, exclude="")
+    assert second.returncode == 0, second.stdout[-6000:]
+    return path
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("warehouse") / "fitatlas.duckdb"
-    with duckdb.connect(str(path)) as con:
-        land_snapshot(con)
-    result = dbt_build(path)
-    assert result.returncode == 0, result.stdout[-6000:]
-    return path
+    return build_warehouse(tmp_path_factory.mktemp("warehouse"))
 
 
 def query(warehouse: Path, sql: str, parameters: list | None = None) -> list[tuple]:

@@ -1,8 +1,11 @@
 -- API price rows that map to no tracked model, with the tracked model they look like a variant of.
 with unmapped as (
+    -- One row per source entry: its standard rate (LiteLLM lists batch/flex/priority rates of the
+    -- same entry as further tiers).
     select *
     from {{ ref('int_provider_prices__mapped') }}
     where model_id is null
+    qualify row_number() over (partition by source, provider_raw, provider_model_id order by tier <> 'standard', tier) = 1
 ),
 
 tracked_names as (
@@ -23,7 +26,7 @@ suggestions as (
 
 select
     unmapped.source,
-    unmapped.provider,
+    unmapped.provider_raw as provider,
     unmapped.provider_model_id,
     unmapped.mode,
     cast(unmapped.input_usd_per_mtok as double) as input_usd_per_mtok,

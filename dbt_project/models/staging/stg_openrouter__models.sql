@@ -1,4 +1,4 @@
--- OpenRouter catalogue entries: USD-per-token strings -> USD per million tokens.
+-- OpenRouter catalogue entries: USD-per-token strings -> USD per million tokens, with the price tier.
 with models as (
     {{ latest_raw_records('openrouter_models', 'openrouter_models_json') }}
 ),
@@ -6,7 +6,7 @@ with models as (
 typed as (
     select
         record_key as provider_model_id,
-        nullif(split_part(record_key, ':', 2), '') as variant,
+        nullif(lower(split_part(record_key, ':', 2)), '') as variant,
         nullif(record ->> '$.hugging_face_id', '') as hugging_face_id,
         record ->> '$.name' as model_name,
         try_cast(record ->> '$.context_length' as bigint) as context_length,
@@ -18,8 +18,11 @@ typed as (
 
 select
     provider_model_id,
-    'openrouter' || coalesce(':' || variant, '') as provider,
+    'openrouter' as provider,
     variant,
+    -- `:free` and `:batch` ids are OpenRouter's free and batch tiers; any other variant (`:thinking`,
+    -- `:extended`, ...) prices a feature of the model, not the model, and is kept as its own tier.
+    coalesce(variant, 'standard') as tier,
     hugging_face_id,
     model_name,
     context_length,

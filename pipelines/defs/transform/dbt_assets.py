@@ -31,9 +31,11 @@ class FitAtlasDbtTranslator(DagsterDbtTranslator):
 
 TRANSLATOR = FitAtlasDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
-# The `models` marts read `sizing.model_specs`, which the Python `model_specs` asset computes from the
-# staged configs; the dbt project is therefore split around it so no op depends on itself.
-MODEL_MARTS = "models unsupported_models"
+# Some marts read `sizing.model_specs`, which the Python `model_specs` asset computes from the staged
+# configs: `models`, `unsupported_models`, and `provider_prices` (its plausibility rules compare
+# prices across model sizes, read from `models` via `int_model_lines`). The dbt project is split around
+# model_specs, so no op depends on itself: the second half is everything downstream of that source.
+MODEL_MARTS = "source:sizing.model_specs+"
 
 
 def build_dbt_assets(name: str, *, select: str = "fqn:*", exclude: str = "") -> dg.AssetsDefinition:
