@@ -94,19 +94,24 @@ def print_summary(published_path: Path) -> None:
         for model_id in SUMMARY_MODELS:
             print(f"\ntop 3 recommendations for {model_id}:")
             rows = con.execute(
-                """select rank, gpu_count, gpu_id, precision, context_length, decode_tok_s, itl_ms, ttft_ms,
-                          cost_per_month_usd, cost_per_mtok_usd
+                """select rank, gpu_count, tensor_parallel, pipeline_parallel, gpu_id, precision, context_length,
+                          decode_tok_s, speed_basis, speed_error_band, itl_ms, ttft_ms, cost_per_month_usd,
+                          cost_per_mtok_usd, needs_other_checkpoint, checkpoint_model_id
                    from recommendations where model_id = ? order by rank limit 3""",
                 [model_id],
             ).fetchall()
             if not rows:
                 print("  (none)")
-            for rank, count, gpu, precision, context, tok_s, itl, ttft, month, mtok in rows:
+            for (rank, count, tp, pp, gpu, precision, context, tok_s, basis, band, itl, ttft, month, mtok,
+                 other, other_repo) in rows:
                 month_text = f"${month:,.0f}/month" if month is not None else "no rental price"
                 mtok_text = f"${mtok:,.2f}/M tok" if mtok is not None else "-"
+                layout = f"TP{tp}" + (f" x PP{pp}" if pp > 1 else "")
+                weights = "" if not other else f"; needs {precision} weights ({other_repo or 'no tracked repo has them'})"
                 print(
-                    f"  {rank}. {count} x {gpu} {precision} ctx {context:,}: {tok_s:,.0f} tok/s, "
-                    f"ITL {itl:.1f} ms, TTFT {ttft:.0f} ms, {month_text}, {mtok_text}"
+                    f"  {rank}. {count} x {gpu} ({layout}) {precision} ctx {context:,}: {tok_s:,.0f} tok/s "
+                    f"({basis}, p90 error {band:.2f}x), ITL {itl:.1f} ms, TTFT {ttft:.0f} ms, {month_text}, "
+                    f"{mtok_text}{weights}"
                 )
     finally:
         con.close()

@@ -163,6 +163,14 @@ class SpeedClass:
 
 #: Fitted class constants (paste from ``benchmarks/calibrate.py --fit``). A class absent here is
 #: ``extrapolated``: it runs on the global ``DECODE``/``PREFILL`` constants (scale 1).
+#: Precisions with no measurements of their own that run the constants of a measured one: INT8 W8A8
+#: moves the same bytes as FP8 and Hopper/Blackwell run it at the same dense tensor rate (H100
+#: datasheet: 1,979 INT8 TOPS = 1,979 FP8 TFLOPS); INT4 (W4A16) streams 4-bit weights like FP4. A row
+#: borrowing a class's constants is still ``extrapolated`` (its own precision was never measured);
+#: without this, a calibrated FP8 row and an uncalibrated INT8 row of the same GPU would differ by
+#: the fitted multipliers alone, and that difference would pick INT8 over FP8.
+CALIBRATION_PRECISION_PROXY: Mapping[str, str] = MappingProxyType({"int8": "fp8", "int4": "fp4"})
+
 SPEED_CLASSES: Mapping[str, SpeedClass] = MappingProxyType(
     {
         "blackwell:fp4:dense": SpeedClass(

@@ -33,7 +33,9 @@ A replica of ``n = gpu_count`` GPUs runs ``t = tensor_parallel`` x ``p = pipelin
   ``generation:precision:dense|moe`` (``speed_class_expr``; generation from the GPU's ``gpu_id`` /
   ``name``, e.g. H100 -> hopper, B200 -> blackwell); its fitted ``mbu_scale`` multiplies MBU and its
   ``mfu_scale`` multiplies decode and prefill MFU, looked up with one ``replace_strict`` (no row
-  loop). Classes with no entry use the global constants (scale 1) and are ``extrapolated``.
+  loop). INT8 / INT4 rows run the FP8 / FP4 constants of their generation
+  (``CALIBRATION_PRECISION_PROXY``) but stay ``extrapolated``; classes with no entry use the global
+  constants (scale 1) and are ``extrapolated``.
   Efficiency sets built without ``class_scales`` (e.g. the idealised set of the tests) apply none.
 - peak by precision: fp8 -> fp8_tflops, int8 -> int8_tops, fp4 -> fp4_tflops, int4/bf16 -> bf16;
   a null peak (no hardware dtype) falls back to bf16_tflops (weight-only kernels).
@@ -55,6 +57,7 @@ from collections.abc import Mapping
 
 from sizing.constants import (
     CALIBRATION,
+    CALIBRATION_PRECISION_PROXY,
     DECODE,
     GB,
     PEAK_COLUMN_BY_PRECISION,
@@ -95,18 +98,22 @@ def gpu_generation_expr() -> pl.Expr:
     return expr.otherwise(pl.lit("other"))
 
 
-def speed_class_expr(generation: pl.Expr | None = None) -> pl.Expr:
-    """``generation:precision:dense|moe``, the key of ``sizing.constants.SPEED_CLASSES``."""
+def speed_class_expr(generation: pl.Expr | None = None, *, proxy: bool = False) -> pl.Expr:
+    """``generation:precision:dense|moe``, the key of ``sizing.constants.SPEED_CLASSES``; with
+    ``proxy`` the precision is the one whose constants the row runs (``CALIBRATION_PRECISION_PROXY``)."""
     generation = gpu_generation_expr() if generation is None else generation
     kind = pl.when(pl.col("is_moe").fill_null(False)).then(pl.lit("moe")).otherwise(pl.lit("dense"))
-    return pl.concat_str([generation, pl.col("precision").cast(pl.Utf8), kind], separator=":")
+    precision = pl.col("precision").cast(pl.Utf8)
+    if proxy:
+        precision = precision.replace(dict(CALIBRATION_PRECISION_PROXY))
+    return pl.concat_str([generation, precision, kind], separator=":")
 
 
 def _class_scale(table: Mapping[str, SpeedClass], attr: str) -> pl.Expr:
     if not table:
         return pl.lit(1.0)
     mapping = {key: float(getattr(value, attr)) for key, value in table.items()}
-    return speed_class_expr().replace_strict(mapping, default=1.0, return_dtype=pl.Float64)
+    return speed_class_expr(proxy=True).replace_strict(mapping, default=1.0, return_dtype=pl.Float64)
 
 
 def speed_basis_columns(classes: Mapping[str, SpeedClass] = SPEED_CLASSES) -> dict[str, pl.Expr]:
