@@ -1,4 +1,4 @@
-"""The gate learns issue 8's errors: expectations/recommendations.json, run by the real GE runner on
+"""The gate learns issue 8's errors: expectations/recommendations.json (and gpus.json), run by the real GE runner on
 recommendations the real grid computed, passes them and holds each injected regression with evidence."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 import pytest
-from test_parallelism import _gpus, _seed_gpu, _spec
+from test_parallelism import REPO, _gpus, _seed_gpu, _spec
 
 from pipelines.defs.quality.suites import load_suite, validate_frame
 from sizing.grid import fit_matrix, recommendations
@@ -104,3 +104,33 @@ def test_a_quantized_repo_recommended_other_weights_first_is_held(tables):
     hidden = recs.with_columns(precision=pl.when(first).then(pl.lit("fp4")).otherwise(pl.col("precision")))
     failed, _ = _audit(tables, hidden)
     assert "needs_other_checkpoint_consistent" in _failed_columns(failed)
+
+
+def test_gpus_suite_holds_a_datacenter_fabric_without_bandwidth_and_a_consumer_nic():
+    """The topology expectations of expectations/gpus.json on the seed's rows (gpu_topology.csv joined
+    to gpu_catalog.csv's segment), then with issue 8's two faults injected."""
+    suite = load_suite("gpus")
+    wanted = {"scale_up_domain_gpus", "topology_source", "scale_up_gbps", "scale_out_gbps", "consumer_has_no_scale_out",
+              "datacenter_fabric_has_bandwidth"}
+    topology_rules = [e for e in suite["expectations"] if e["kwargs"].get("column") in wanted]
+    seeds = REPO / "dbt_project" / "seeds"
+    con = duckdb.connect()
+    con.execute(
+        f"create table gpus as select c.gpu_id, c.name, c.segment, t.scale_up_fabric, t.scale_up_domain_gpus, "
+        f"t.scale_up_gbps, t.scale_out_gbps, t.source_document as topology_source "
+        f"from read_csv_auto('{seeds}/gpu_catalog.csv') c join read_csv_auto('{seeds}/gpu_topology.csv') t using (gpu_id)"
+    )
+    query = suite["query"].replace("fp8_tflops / nullif(bf16_tflops, 0)", "null")
+
+    def audit():
+        frame = con.sql(query).df()
+        outcome = validate_frame({**suite, "expectations": topology_rules}, frame, lambda q: [])
+        assert outcome.errored == []
+        return {o.kwargs["column"]: o for o in outcome.failed}
+
+    assert audit() == {}
+    con.execute("update gpus set scale_up_gbps = null where gpu_id = 'amd-mi300x-192gb'")
+    con.execute("update gpus set scale_out_gbps = 50 where gpu_id = 'nvidia-rtx-5090-32gb'")
+    failed = audit()
+    assert failed["datacenter_fabric_has_bandwidth"].failing_rows[0]["gpu_id"] == "amd-mi300x-192gb"
+    assert failed["consumer_has_no_scale_out"].failing_rows[0]["gpu_id"] == "nvidia-rtx-5090-32gb"
