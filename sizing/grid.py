@@ -71,6 +71,8 @@ from sizing.parallelism import (
 )
 from sizing.speed import (
     attention_dp_expr,
+    class_scale_columns,
+    gpu_generation_expr,
     attention_dp_kv_pool_bytes_expr,
     decode_itl_s_expr,
     output_tok_s_expr,
@@ -156,7 +158,11 @@ def _gpus_lazy(gpus: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     lf = lf.with_columns(pl.lit(None, pl.Float64).alias(c) for c in missing).with_columns(
         pl.col(c).cast(pl.Float64) for c in _GPU_FLOAT_COLUMNS
     )
-    return with_topology_columns(lf).select("gpu_id", "name", *_GPU_FLOAT_COLUMNS, *TOPOLOGY_COLUMNS)
+    return (
+        with_topology_columns(lf)
+        .with_columns(gpu_generation=gpu_generation_expr())
+        .select("gpu_id", "name", "gpu_generation", *_GPU_FLOAT_COLUMNS, *TOPOLOGY_COLUMNS)
+    )
 
 
 def _models_lazy(models: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -325,7 +331,7 @@ def evaluate_configs(
             output_len=pl.lit(output_len, pl.Int64),
             workload_exceeds_context=pl.lit(seq_total) > pl.col("context_length"),
         )
-        .with_columns(attention_dp=attention_dp_expr(decode))
+        .with_columns(attention_dp=attention_dp_expr(decode), **class_scale_columns(decode, prefill))
         .with_columns(
             max_concurrent_seqs_workload=pl.when(pl.col("attention_dp"))
             .then((attention_dp_kv_pool_bytes_expr() / pl.col("kv_work_bytes_tp1")).floor() * pl.col("gpu_count"))
@@ -370,9 +376,10 @@ def evaluate_configs(
         .with_columns(ttft_ms=ttft_s_expr(pl.lit(input_len), pl.col("attn_in"), prefill, decode) * 1e3)
         .with_columns(cost_columns(pl.col("decode_tok_s"), utilisation))
         .with_columns(itl_slo_ms=pl.lit(itl_slo_ms, pl.Float64))
-        .with_columns(**speed_basis_columns(decode.class_scales))
+        .with_columns(**speed_basis_columns(decode.class_scales, pl.col("gpu_generation")))
     )
-    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "_cap", "domains", "kv_mean_bytes_tp1", "kv_work_bytes_tp1")
+    return best.drop("itl_s", "prefill_compute_s", "attn_mean", "attn_in", "batch_limit", "_cap", "domains", "kv_mean_bytes_tp1", "kv_work_bytes_tp1",
+        "_scale_decode_mbu", "_scale_decode_mfu", "_scale_prefill_mfu")
 
 
 RECOMMENDATION_COLUMNS = [

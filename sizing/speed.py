@@ -109,14 +109,30 @@ def speed_class_expr(generation: pl.Expr | None = None, *, proxy: bool = False) 
     return pl.concat_str([generation, precision, kind], separator=":")
 
 
-def _class_scale(table: Mapping[str, SpeedClass], attr: str) -> pl.Expr:
-    if not table:
-        return pl.lit(1.0)
+def _class_lookup(table: Mapping[str, SpeedClass], attr: str) -> pl.Expr:
     mapping = {key: float(getattr(value, attr)) for key, value in table.items()}
-    return speed_class_expr(proxy=True).replace_strict(mapping, default=1.0, return_dtype=pl.Float64)
+    key = speed_class_expr(pl.col("gpu_generation"), proxy=True)
+    return key.replace_strict(mapping, default=1.0, return_dtype=pl.Float64)
 
 
-def speed_basis_columns(classes: Mapping[str, SpeedClass] = SPEED_CLASSES) -> dict[str, pl.Expr]:
+def class_scale_columns(d: DecodeEfficiency = DECODE, p: PrefillEfficiency = PREFILL) -> dict[str, pl.Expr]:
+    """The class multipliers of a configuration row (``SPEED_CLASSES`` via its speed class), computed
+    once per configuration (on a frame with ``gpu_generation``, ``precision``, ``is_moe``) before the
+    batch-size cross join; the rooflines read these columns when ``class_scales`` is set."""
+    return {
+        "_scale_decode_mbu": _class_lookup(d.class_scales, "mbu_scale") if d.class_scales else pl.lit(1.0),
+        "_scale_decode_mfu": _class_lookup(d.class_scales, "mfu_scale") if d.class_scales else pl.lit(1.0),
+        "_scale_prefill_mfu": _class_lookup(p.class_scales, "mfu_scale") if p.class_scales else pl.lit(1.0),
+    }
+
+
+def _class_scale(table: Mapping[str, SpeedClass], column: str) -> pl.Expr:
+    return pl.col(column) if table else pl.lit(1.0)
+
+
+def speed_basis_columns(
+    classes: Mapping[str, SpeedClass] = SPEED_CLASSES, generation: pl.Expr | None = None
+) -> dict[str, pl.Expr]:
     """``speed_class``, ``speed_basis`` and ``speed_error_band`` for a frame with gpu_id/name/precision/is_moe.
 
     ``speed_basis`` is ``calibrated`` when the row's class has fitted constants (measurements of that
@@ -125,7 +141,7 @@ def speed_basis_columns(classes: Mapping[str, SpeedClass] = SPEED_CLASSES) -> di
     ``CALIBRATION.min_held_out_for_class_band`` held-out rows, else the p90 over all held-out rows
     (``CALIBRATION.held_out_p90``) -- always the latter for extrapolated rows, whose true error is
     unmeasured and may be larger."""
-    key = speed_class_expr()
+    key = speed_class_expr(generation)
     calibrated = key.is_in(list(classes))
     bands = {
         k: float(v.held_out_p90)
@@ -263,8 +279,8 @@ def decode_itl_s_expr(
         2.0 * pl.col("params_active") * b
         + 4.0 * pl.col("num_attention_heads") * pl.col("head_dim") * b * attn_tokens_mean
     ) / _n()
-    t_mem = bytes_ / (pl.col("memory_bandwidth_gbps") * GB * d.mbu * _class_scale(d.class_scales, "mbu_scale"))
-    mfu = d.mfu_decode * _moe_scale(d.moe_mfu_scale) * _class_scale(d.class_scales, "mfu_scale")
+    t_mem = bytes_ / (pl.col("memory_bandwidth_gbps") * GB * d.mbu * _class_scale(d.class_scales, "_scale_decode_mbu"))
+    mfu = d.mfu_decode * _moe_scale(d.moe_mfu_scale) * _class_scale(d.class_scales, "_scale_decode_mfu")
     t_comp = flops / (peak_flops_expr() * mfu)
     stage = (
         pl.max_horizontal(t_mem, t_comp)
@@ -282,7 +298,7 @@ def prefill_flops_expr(seq_len: pl.Expr, attn_tokens: pl.Expr) -> pl.Expr:
 
 
 def prefill_compute_s_expr(seq_len: pl.Expr, attn_tokens: pl.Expr, p: PrefillEfficiency = PREFILL) -> pl.Expr:
-    mfu = p.mfu_prefill * _moe_scale(p.moe_mfu_scale) * _class_scale(p.class_scales, "mfu_scale")
+    mfu = p.mfu_prefill * _moe_scale(p.moe_mfu_scale) * _class_scale(p.class_scales, "_scale_prefill_mfu")
     return prefill_flops_expr(seq_len, attn_tokens) / (_n() * peak_flops_expr() * mfu)
 
 
@@ -290,7 +306,7 @@ def ttft_s_expr(
     seq_len: pl.Expr, attn_tokens: pl.Expr, p: PrefillEfficiency = PREFILL, d: DecodeEfficiency = DECODE
 ) -> pl.Expr:
     """Time to first token for one request of ``seq_len`` on an idle replica (no queueing)."""
-    mbu = d.mbu * _class_scale(d.class_scales, "mbu_scale")
+    mbu = d.mbu * _class_scale(d.class_scales, "_scale_decode_mbu")
     weights_once = pl.col("weights_bytes") / _n() / (pl.col("memory_bandwidth_gbps") * GB * mbu)
     return (
         pl.max_horizontal(prefill_compute_s_expr(seq_len, attn_tokens, p), weights_once)

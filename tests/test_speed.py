@@ -18,6 +18,8 @@ from sizing.kv import kv_bytes_per_seq
 from sizing.model_spec import specs_to_frames
 from sizing.parallelism import with_topology_columns
 from sizing.speed import (
+    class_scale_columns,
+    gpu_generation_expr,
     decode_itl_s_expr,
     expert_fraction_expr,
     output_tok_s_expr,
@@ -39,7 +41,9 @@ def _frame(spec, gpu_id="h100-sxm", precision="bf16", gpu_count=1, batch=(1,)):
         models.join(gpus, how="cross")
         .with_columns(precision=pl.lit(precision), gpu_count=pl.lit(gpu_count, pl.Int64),
                       tensor_parallel=pl.lit(gpu_count, pl.Int64), pipeline_parallel=pl.lit(1, pl.Int64),
-                      domains=pl.lit(1, pl.Int64), weights_bytes=pl.col(f"weights_bytes_{precision}"))
+                      domains=pl.lit(1, pl.Int64), weights_bytes=pl.col(f"weights_bytes_{precision}"),
+                      gpu_generation=gpu_generation_expr())
+        .with_columns(**class_scale_columns())
         .join(pl.DataFrame({"batch_size": list(batch)}, schema={"batch_size": pl.Int64}), how="cross")
     )
 
