@@ -142,27 +142,52 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
 
 def _read_json(path: Path, what: str) -> dict:
+    """A config file under the landing caps (``sizing.validation.load_config_json``). Raises
+    ``CliError`` for a missing, malformed or non-object file, ``ConfigRejected`` for one over a cap
+    (too large, too deep): that config is untrusted input, answered as unsupported."""
+    from sizing.constants import CONFIG_LIMITS
+    from sizing.validation import ConfigRejected, load_config_json
+
     if not path.exists():
         raise CliError(f"{what} {path}: no such file")
+    with path.open("rb") as handle:  # never more than one byte past the cap
+        content = handle.read(CONFIG_LIMITS.max_config_bytes + 1)
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CliError(f"{what} {path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+        data = load_config_json(content, what=f"{what} {path}")
+    except ConfigRejected as rejected:
+        if rejected.kind == "malformed":
+            raise CliError(f"{what} {path}: not valid JSON ({rejected.reason.split('malformed JSON: ')[-1]})") from None
+        raise
     if not isinstance(data, dict):
         raise CliError(f"{what} {path}: expected a JSON object")
     return data
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from sizing.architecture import describe
+    import dataclasses
+
+    from sizing.constants import SIZING_BUDGET
     from sizing.estimate import estimate
+    from sizing.isolation import SizingInput, describe_isolated
+    from sizing.model_spec import ModelSpec
+    from sizing.validation import ConfigRejected
 
     config_path = Path(args.config)
-    config = _read_json(config_path, "config")
     quant_path = config_path.with_name("hf_quant_config.json")
-    quant = _read_json(quant_path, "quant config") if quant_path.exists() else None
-    model_id = args.model_id or config.get("_name_or_path") or config_path.parent.name.replace("__", "/", 1)
-    spec = describe(config, model_id=model_id, quant_config=quant)
+    try:
+        config = _read_json(config_path, "config")
+        quant = _read_json(quant_path, "quant config") if quant_path.exists() else None
+    except ConfigRejected as rejected:
+        model_id = args.model_id or config_path.parent.name.replace("__", "/", 1)
+        spec = ModelSpec(model_id=model_id, supported=False, reason=f"config rejected: {rejected.reason}")
+    else:
+        name = config.get("_name_or_path")
+        model_id = args.model_id or (name if isinstance(name, str) else None) or config_path.parent.name.replace("__", "/", 1)
+        # Sized as the pipeline sizes it: bounds first, then a worker process under the per-model
+        # time and memory budget (sizing.isolation), so a hostile config cannot hang or exhaust this.
+        item = SizingInput(model_id, json.dumps(config), json.dumps(quant) if quant is not None else None)
+        specs, _ = describe_isolated([item], dataclasses.replace(SIZING_BUDGET, workers=1))
+        spec = specs[0]
     gpu = None
     if args.gpu:
         by_id = {g["gpu_id"]: g for g in _published_gpus()}

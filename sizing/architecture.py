@@ -3,8 +3,11 @@ and, in live mode, the Hub's per-dtype safetensors parameter counts) into a ``Mo
 parameters, KV per token, weights per precision and as stored, and the checkpoint's precision with
 the evidence it was detected from (``sizing.quantization.detect_checkpoint``).
 
-Pure: no I/O, no Dagster. It never raises on a dict input: an architecture it cannot account
-exactly, or a config missing a field the accounting needs, gives ``supported=False`` with the reason.
+Pure: no I/O, no Dagster. It never raises, whatever the input: a config outside the plausible
+bounds (``sizing.validation``: checked before any arithmetic), an architecture it cannot account
+exactly, a config missing a field the accounting needs, or any error of the accounting itself gives
+``supported=False`` with the reason. (Time and memory are bounded per model by running it in a
+worker process: ``sizing.isolation``.)
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from sizing.model_spec import ModelSpec
 from sizing.params import EMBED, EXPERTS, LM_HEAD, UNQUANTIZED_ROLES
 from sizing.precision import weights_bytes_per_precision
 from sizing.quantization import checkpoint_bytes, detect_checkpoint
+from sizing.validation import check_spec, clip_reason, validate_config
+
+#: Longest model_type / architecture kept on an unsupported row (real ones are < 50 characters).
+_MAX_NAME_CHARS = 200
 
 
 def describe(
@@ -34,18 +41,42 @@ def describe(
     """
     if not isinstance(config, dict):
         return ModelSpec(model_id=model_id, supported=False, reason="config is not a JSON object")
-    cfg = HFConfig(config)
-    base = dict(model_id=model_id, model_type=cfg.model_type, architecture=cfg.architecture,
-                family=FAMILIES.get(cfg.text_model_type or "", FAMILIES.get(cfg.model_type or "")))
+    try:
+        cfg = HFConfig(config)
+        base = dict(model_id=model_id, model_type=_name(cfg.model_type), architecture=_name(cfg.architecture),
+                    family=FAMILIES.get(cfg.text_model_type or "", FAMILIES.get(cfg.model_type or "")))
+    except Exception as exc:  # noqa: BLE001 -- a config must never crash sizing
+        return ModelSpec(model_id=model_id, supported=False, reason=_error_reason("malformed config", exc))
+    problem = validate_config(config)
+    if problem:
+        return ModelSpec(supported=False, reason=clip_reason(f"config rejected: {problem}"), **base)
     try:
         layout = build(cfg)
+        spec = _spec(cfg, layout, quant_config, safetensors_dtypes, base)
     except MissingField as exc:
-        return ModelSpec(supported=False, reason=f"missing {exc.args[0]}", **base)
+        return ModelSpec(supported=False, reason=clip_reason(f"missing {exc.args[0]}"), **base)
     except Unsupported as exc:
-        return ModelSpec(supported=False, reason=str(exc), **base)
-    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
-        return ModelSpec(supported=False, reason=f"malformed config: {type(exc).__name__}: {exc}", **base)
-    return _spec(cfg, layout, quant_config, safetensors_dtypes, base)
+        return ModelSpec(supported=False, reason=clip_reason(str(exc)), **base)
+    except (RecursionError, MemoryError) as exc:
+        return ModelSpec(supported=False, reason=_error_reason("config too large to size", exc), **base)
+    except Exception as exc:  # noqa: BLE001 -- TypeError, ValueError, OverflowError... and any bug
+        return ModelSpec(supported=False, reason=_error_reason("malformed config", exc), **base)
+    problem = check_spec(spec)
+    if problem:
+        return ModelSpec(supported=False, reason=clip_reason(f"config rejected: {problem}"), **base)
+    return spec
+
+
+def _name(value: str | None) -> str | None:
+    return value[:_MAX_NAME_CHARS] if isinstance(value, str) else None
+
+
+def _error_reason(prefix: str, exc: BaseException) -> str:
+    try:
+        detail = str(exc)
+    except Exception:  # noqa: BLE001 -- e.g. an int too long to print
+        detail = "(unprintable)"
+    return clip_reason(f"{prefix}: {type(exc).__name__}: {detail}")
 
 
 def _spec(cfg: HFConfig, layout: Layout, quant_config: dict | None, safetensors_dtypes: dict | None,

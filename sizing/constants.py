@@ -416,3 +416,172 @@ PUBLISHED_KV_DTYPES: tuple[str, ...] = ("bf16", "fp8")
 #: Recommendations are ranked at the engine's default KV dtype: FP8 KV trades some accuracy, so it
 #: is shown in the fit matrix as an option rather than chosen silently.
 RECOMMENDATION_KV_DTYPE: str = "bf16"
+
+
+# --------------------------------------------------------------------------------------------------
+# Untrusted configs: bounds checked before sizing (sizing.validation) and the per-model budget
+# --------------------------------------------------------------------------------------------------
+#
+# A config.json is untrusted input: anyone can publish a repo, and a watchlist entry pulls whatever
+# it holds. Every bound below is a plausibility limit, not an engine limit: it is set with a wide
+# margin (8x to 1000x) over the largest value of any published model -- including every config of
+# the bundled snapshot (pipelines/snapshot/hf) and of ../shared/data/hf_configs (220 files, whose
+# maxima are quoted) -- so a real model never trips it, while a value past it can only be an error or
+# an attack. A config outside a bound is unsupported with the field, its value and the bound named:
+# never sized, never guessed, never a crash (tests/test_config_validation.py).
+
+
+@dataclass(frozen=True)
+class ConfigBound:
+    """Inclusive integer range for one kind of config field, with why it is plausible."""
+
+    low: int
+    high: int
+    why: str
+
+
+#: Bound per kind of field. Integer fields must be JSON integers (not floats such as 1e308, not
+#: booleans, not strings) inside [low, high]; null means "absent" and is left to the accounting.
+CONFIG_BOUNDS: Mapping[str, ConfigBound] = MappingProxyType(
+    {
+        "layers": ConfigBound(1, 2_048, "the deepest published decoders have ~100-200 layers "
+                              "(Llama-3.1-405B: 126; snapshot max 126): 10x margin"),
+        "layer_count": ConfigBound(0, 2_048, "a count of some of the layers (MTP, dense prefix, shared "
+                                   "KV, vision depth) is at most the layer bound"),
+        "layer_period": ConfigBound(0, 2_048, "a layer period or offset (every k-th layer is MoE / global "
+                                    "attention) lies within the layer bound; snapshot max 6"),
+        "hidden": ConfigBound(1, 131_072, "the widest published models use 16,384-18,432 (Llama-3.1-405B, "
+                              "Nemotron-4-340B; snapshot max 16,384): 7x margin"),
+        "width": ConfigBound(0, 131_072, "other widths (LoRA ranks of MLA, latent/projection sizes, SSM "
+                             "state) are at most a hidden size; snapshot max 7,168"),
+        "heads": ConfigBound(1, 16_384, "published models use <= 128 attention heads (snapshot max 128): "
+                             "128x margin"),
+        "kv_heads": ConfigBound(1, 16_384, "KV heads never exceed attention heads (snapshot max 128)"),
+        "head_count": ConfigBound(0, 16_384, "other head/group counts (Mamba heads and groups, linear-"
+                                  "attention heads, indexer heads, router groups; snapshot max 256)"),
+        "head_dim": ConfigBound(0, 16_384, "head dimensions are 64-512 in published models (snapshot max "
+                                "512): 32x margin; 0 means derive it from hidden / heads"),
+        "intermediate": ConfigBound(0, 1_048_576, "the widest published MLPs are 53,248 (Llama-3.1-405B; "
+                                    "snapshot max 53,248): ~20x margin"),
+        "experts": ConfigBound(0, 65_536, "the most routed experts published are 384-896 (Kimi K2 / K3; "
+                               "snapshot max 896): 73x margin"),
+        "experts_per_token": ConfigBound(0, 65_536, "experts per token never exceed the experts (snapshot "
+                                         "max 22); also checked against the expert count"),
+        "vocab": ConfigBound(1, 4_194_304, "the largest published vocabularies are 256k-262k (Gemma 3/4; "
+                             "snapshot max 262,144): 16x margin"),
+        "context": ConfigBound(1, 2**27, "the longest published context is 10M tokens (Llama 4 Scout; "
+                               "snapshot max 1,048,576): 2^27 = 134M is 13x that"),
+        "window": ConfigBound(0, 2**27, "a sliding/chunked-attention window or indexer top-k is never "
+                              "longer than the context bound (snapshot max 262,144)"),
+        "small": ConfigBound(0, 4_096, "kernel widths, expansion factors, patch sizes, merge sizes and "
+                             "channel counts are 1-16 in published models (Mamba conv 4, expand 2, "
+                             "ViT patch 14-16)"),
+        "positions": ConfigBound(0, 1_048_576, "vision position tables and image sizes (snapshot max "
+                                 "10,240 positions)"),
+    }
+)
+
+#: Which kind each config field is (HF names and their aliases, decoder and vision towers alike).
+#: A field is checked wherever it appears: top level, the nested text config (text_config,
+#: language_config, llm_config) and vision_config.
+CONFIG_FIELD_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers", "vt_num_hidden_layers"),
+                        "layers"),
+        **dict.fromkeys(("depth", "mtp_num_hidden_layers", "num_nextn_predict_layers", "first_k_dense_replace",
+                         "num_kv_shared_layers", "num_mtp_modules", "mtp_transformer_layers", "max_window_layers"),
+                        "layer_count"),
+        **dict.fromkeys(("sliding_window_pattern", "full_attention_interval", "interleave_moe_layer_step",
+                         "decoder_sparse_step", "moe_layer_freq", "attn_layer_period", "attn_layer_offset",
+                         "expert_layer_period", "expert_layer_offset", "no_rope_layer_interval"),
+                        "layer_period"),
+        **dict.fromkeys(("hidden_size", "n_embd", "d_model", "model_dim", "dim", "mm_hidden_size",
+                         "vt_hidden_size", "out_hidden_size", "text_hidden_size", "qkv_hidden_size",
+                         "routed_expert_hidden_size"), "hidden"),
+        **dict.fromkeys(("hidden_size_per_layer_input", "kv_lora_rank", "q_lora_rank", "o_lora_rank",
+                         "moe_latent_size", "ssm_state_size", "mamba_d_state", "mamba_dt_rank",
+                         "projector_input_dim", "projector_output_dim", "vision_output_dim",
+                         "projection_hidden_size"), "width"),
+        **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "n_heads", "vt_num_attention_heads"),
+                        "heads"),
+        **dict.fromkeys(("num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query_group_num",
+                         "kv_n_heads", "num_global_key_value_heads"), "kv_heads"),
+        **dict.fromkeys(("index_n_heads", "linear_num_key_heads", "linear_num_value_heads", "mamba_num_heads",
+                         "n_groups", "o_groups", "n_group", "topk_group", "num_expert_group"), "head_count"),
+        **dict.fromkeys(("head_dim", "v_head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "qk_head_dim",
+                         "index_head_dim", "global_head_dim", "linear_key_head_dim", "linear_value_head_dim",
+                         "mamba_head_dim", "kv_channels", "rotary_dim"), "head_dim"),
+        **dict.fromkeys(("intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim", "moe_intermediate_size",
+                         "shared_expert_intermediate_size", "moe_shared_expert_intermediate_size",
+                         "dense_intermediate_size", "intermediate_size_mlp", "shared_intermediate_size",
+                         "vt_intermediate_size", "share_expert_dim"), "intermediate"),
+        **dict.fromkeys(("num_experts", "n_routed_experts", "num_local_experts", "moe_num_experts",
+                         "n_shared_experts", "num_shared_experts"), "experts"),
+        **dict.fromkeys(("num_experts_per_tok", "num_experts_per_token", "top_k_experts", "moe_top_k", "moe_k",
+                         "experts_per_token"), "experts_per_token"),
+        **dict.fromkeys(("vocab_size", "padded_vocab_size", "n_vocab", "vocab_size_per_layer_input"), "vocab"),
+        **dict.fromkeys(("max_position_embeddings", "n_positions", "seq_length", "max_seq_len",
+                         "max_sequence_length", "original_max_position_embeddings"), "context"),
+        **dict.fromkeys(("sliding_window", "sliding_window_size", "attention_chunk_size", "index_topk",
+                         "chunk_size"), "window"),
+        **dict.fromkeys(("conv_kernel", "mamba_d_conv", "linear_conv_kernel_dim", "mamba_expand", "expand",
+                         "patch_size", "temporal_patch_size", "spatial_merge_size", "merge_kernel_size",
+                         "in_channels", "num_channels"), "small"),
+        **dict.fromkeys(("image_size", "num_position_embeddings", "position_embedding_size", "pos_emb_height",
+                         "pos_emb_width", "init_pos_emb_height", "init_pos_emb_width"), "positions"),
+    }
+)
+
+#: Per-layer pattern fields (lists or strings with one entry per layer): at most this many entries,
+#: the layer bound. Nemotron-H counts its layers from ``hybrid_override_pattern`` /
+#: ``layers_block_type``, so this is what bounds its depth. Bounded integer fields may also be
+#: per-layer lists of integers (e.g. ``moe_layer_freq``), up to the same length.
+CONFIG_LAYER_PATTERN_FIELDS: tuple[str, ...] = (
+    "layer_types", "hybrid_override_pattern", "layers_block_type", "mlp_layer_types", "attn_type_list",
+    "indexer_types", "mlp_only_layers", "no_rope_layers", "moe_layers",
+)
+CONFIG_MAX_LIST_ENTRIES: int = CONFIG_BOUNDS["layers"].high
+
+
+@dataclass(frozen=True)
+class ConfigLimits:
+    """Landing caps and sanity limits on what sizing derives from a config."""
+
+    #: config.json / hf_quant_config.json bodies. Real configs are 0.5-90 KB (snapshot max 88.6 KB,
+    #: Kimi-K3); 16 MiB is ~190x that and a quarter of the HTTP cap (FITATLAS_HTTP_MAX_BYTES, 64 MiB,
+    #: which also covers model.safetensors.index.json, whose weight maps run to megabytes).
+    max_config_bytes: int = 16 * 1024 * 1024
+    #: JSON nesting (objects and arrays). Real configs nest at most 7 levels (snapshot: Kimi-K3's
+    #: quantization_config); 64 is 9x that and far below the recursion limits of Python's json
+    #: (~1,000) and of every recursive walk downstream (landing, DuckDB JSON, json.dumps).
+    max_json_depth: int = 64
+    #: Total parameters of a sized model. The largest published models have 1-2T parameters;
+    #: 10^15 is 500x that, and keeps every byte count (x 4 bytes at most) inside int64, the type of
+    #: the published columns. Products of in-bound fields can still exceed it (65,536 experts x
+    #: 1M-wide MLPs), so it is checked on the result.
+    max_params_total: int = 10**15
+
+
+CONFIG_LIMITS = ConfigLimits()
+
+
+@dataclass(frozen=True)
+class SizingBudget:
+    """Per-model budget of ``describe`` in the pipeline (``sizing.isolation``): each config is sized
+    in a worker process; one over the wall-clock or memory budget is unsupported with that reason
+    and its worker is replaced, the rest go on.
+
+    Describing any real config takes 1-30 ms and peaks at ~50 MB RSS (bundled 110: 0.3 s in all).
+    10 s is ~300x the slowest; 2,048 MiB of address space (RLIMIT_AS, virtual: the worker maps
+    ~0.4 GB of libraries, Polars included, before it allocates anything) leaves ~1.6 GB of heap,
+    30x the largest real need, and stops a runaway config long before it can exhaust the machine.
+    ``workers``: 0 = one per CPU, at most ``max_workers``.
+    """
+
+    timeout_s: float = 10.0
+    memory_mb: int = 2048
+    workers: int = 0
+    max_workers: int = 4
+
+
+SIZING_BUDGET = SizingBudget()

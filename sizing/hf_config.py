@@ -65,9 +65,10 @@ class HFConfig:
             if default is None:
                 raise MissingField(name)
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-            raise MissingField(f"{name} (not a non-negative integer: {value!r})")
-        return int(value)
+        # A JSON integer only: a float (1e308, 4096.0), a boolean or a string is not a count.
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise MissingField(f"{name} (not a non-negative integer: {_short_repr(value)})")
+        return value
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.get(name)
@@ -109,6 +110,13 @@ class HFConfig:
             # transformers Gemma2Config default: even layers slide, odd layers are global.
             return ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(num_layers)]
         return ["full_attention"] * num_layers
+
+
+def _short_repr(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**21:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value) if not isinstance(value, (dict, list)) else f"{type(value).__name__} of {len(value)} entries"
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _str_or_none(value: Any) -> str | None:

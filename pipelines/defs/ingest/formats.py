@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 
 from pipelines.defs.ingest.records import RawRecord, SourceFormatError
+from sizing.constants import CONFIG_LIMITS
+from sizing.validation import ConfigRejected, check_json_depth
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,25 @@ def _json(content: bytes, location: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise SourceFormatError(location, f"malformed JSON: {error.msg} at line {error.lineno}") from None
+    except RecursionError:
+        # Python's JSON scanner stops at its recursion limit (~1,000 levels) rather than overflow.
+        raise SourceFormatError(location, "JSON nested deeper than the parser's recursion limit") from None
+    except ValueError as error:  # e.g. an integer longer than Python's 4,300-digit conversion limit
+        raise SourceFormatError(location, f"unreadable JSON: {str(error)[:200]}") from None
+
+
+def _config_json_object(content: bytes, location: str) -> dict[str, Any]:
+    """A config file (config.json, hf_quant_config.json): untrusted, so capped at landing -- at most
+    ``CONFIG_LIMITS.max_config_bytes`` (16 MiB) and ``max_json_depth`` (64) levels of nesting."""
+    cap = CONFIG_LIMITS.max_config_bytes
+    if len(content) > cap:
+        raise SourceFormatError(location, f"config is {len(content):,} bytes, over the {cap:,}-byte cap for configs")
+    document = _json_object(content, location)
+    try:
+        check_json_depth(document, what="config")
+    except ConfigRejected as rejected:
+        raise SourceFormatError(location, rejected.reason) from None
+    return document
 
 
 def _json_object(content: bytes, location: str) -> dict[str, Any]:
@@ -123,21 +144,29 @@ def parse_hf_model(
 ) -> ParsedFile:
     """One model directory (config.json + optional hf_quant_config.json and safetensors index).
 
+    config.json and hf_quant_config.json are capped (16 MiB, 64 levels of nesting:
+    ``sizing.constants.CONFIG_LIMITS``); a file over a cap fails the model with the reason, which
+    lands in `raw.ingest_failures`.
+
     Only the index's `metadata` block is kept (total_size, sometimes total_parameters): the
     weight_map lists every tensor and says nothing the sizing engine uses.
     """
     record: dict[str, Any] = {
-        "config": _json_object(config, f"{location}/config.json"),
+        "config": _config_json_object(config, f"{location}/config.json"),
         "quant_config": None,
         "safetensors_metadata": None,
     }
     if quant_config is not None:
-        record["quant_config"] = _json_object(quant_config, f"{location}/hf_quant_config.json")
+        record["quant_config"] = _config_json_object(quant_config, f"{location}/hf_quant_config.json")
     if safetensors_index is not None:
         index_location = f"{location}/model.safetensors.index.json"
         metadata = _json_object(safetensors_index, index_location).get("metadata")
         if not isinstance(metadata, dict):
             raise SourceFormatError(index_location, "safetensors index has no `metadata` object")
+        try:  # only this block lands; the index's weight map (megabytes) is dropped
+            check_json_depth(metadata, what="safetensors index metadata")
+        except ConfigRejected as rejected:
+            raise SourceFormatError(index_location, rejected.reason) from None
         record["safetensors_metadata"] = metadata
     return ParsedFile([RawRecord(model_id, record)])
 

@@ -386,6 +386,9 @@ def parse_model_info(content: bytes, location: str) -> ModelInfo:
         looks_html = content.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
         reason = "an HTML page, not model info JSON (error or login page?)" if looks_html else f"malformed JSON: {error.msg}"
         raise SourceFormatError(location, reason) from None
+    except (RecursionError, ValueError) as error:  # nesting past the parser's limit, a 5,000-digit number
+        reason = "JSON nested deeper than the parser's recursion limit" if isinstance(error, RecursionError) else f"unreadable JSON: {str(error)[:200]}"
+        raise SourceFormatError(location, reason) from None
     if not isinstance(document, dict):
         raise SourceFormatError(location, f"expected a JSON object, got {type(document).__name__}")
     sha = document.get("sha")

@@ -14,6 +14,7 @@ from pipelines.defs.ingest import formats
 from pipelines.defs.ingest.formats import Parser
 from pipelines.defs.ingest.landing import FetchedFile, SourceUnit
 from pipelines.defs.ingest.records import SourceFormatError
+from sizing.constants import CONFIG_LIMITS
 
 
 def _location(root: Path, path: Path) -> str:
@@ -41,15 +42,18 @@ def hf_model_unit(model_id: str, model_dir: Path, location: str, architecture_fr
     config_path = model_dir / "config.json"
     quant_path = model_dir / "hf_quant_config.json"
     index_path = model_dir / "model.safetensors.index.json"
-    config = config_path.read_bytes() if config_path.exists() else b""
-    quant = quant_path.read_bytes() if quant_path.exists() else None
+    config = _read_capped(config_path) if config_path.exists() else b""
+    quant = _read_capped(quant_path) if quant_path.exists() else None
     index = index_path.read_bytes() if index_path.exists() else None
     content = b"\0".join([config, quant or b"", index or b""])
 
     def parse(_content: bytes, _location: str) -> formats.ParsedFile:
         if not config:
             raise SourceFormatError(location, "config.json is missing", record_key=model_id)
-        parsed = formats.parse_hf_model(model_id, config, location, quant_config=quant, safetensors_index=index)
+        try:
+            parsed = formats.parse_hf_model(model_id, config, location, quant_config=quant, safetensors_index=index)
+        except SourceFormatError as error:  # a rejected file fails this model, named, as in live mode
+            raise SourceFormatError(error.location, error.reason, record_key=model_id) from None
         if architecture_from:
             for record in parsed.records:
                 record.record["architecture_from"] = architecture_from
@@ -60,6 +64,13 @@ def hf_model_unit(model_id: str, model_dir: Path, location: str, architecture_fr
     if model_dir.name != model_id.replace("/", "__", 1):
         location = f"{location}#{model_id}"
     return SourceUnit("hf_model", FetchedFile(location, content), parse)
+
+
+def _read_capped(path: Path) -> bytes:
+    """At most one byte over the config cap: enough for the parser to reject an oversized file
+    without reading all of it into memory."""
+    with path.open("rb") as handle:
+        return handle.read(CONFIG_LIMITS.max_config_bytes + 1)
 
 
 def spec_sheet_units(spec_sheets_dir: Path, snapshot_dir: Path) -> Iterator[SourceUnit]:

@@ -1,7 +1,6 @@
 """Thin Dagster assets over the pure `sizing` library: describe models, build the grid, rank."""
 
 
-import json
 from collections import Counter
 
 import dagster as dg
@@ -9,17 +8,13 @@ import polars as pl
 
 from pipelines.settings import load_settings
 from pipelines.warehouse import WAREHOUSE_POOL, connect, read_table, replace_table
-from sizing.architecture import describe
-from sizing.constants import PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE
+from sizing.constants import PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE, SIZING_BUDGET
 from sizing.grid import fit_matrix as build_fit_matrix
 from sizing.grid import recommendations as build_recommendations
+from sizing.isolation import SizingInput, describe_isolated
 from sizing.model_spec import specs_to_frames
 
 SIZING_GROUP = "size"
-
-
-def _load_json(text: str | None) -> dict | None:
-    return json.loads(text) if text else None
 
 
 @dg.asset(
@@ -27,7 +22,9 @@ def _load_json(text: str | None) -> dict | None:
     group_name=SIZING_GROUP,
     kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
-    description="Architecture accounting of every landed config (sizing.architecture.describe): "
+    description="Architecture accounting of every landed config (sizing.architecture.describe, each "
+    "config validated against plausible bounds and sized in a worker process under a time and memory "
+    "budget, sizing.isolation): "
     "parameters, KV-cache layout, weights per precision, the checkpoint precision with its evidence "
     "(quantization config, hf_quant_config.json, the Hub's safetensors dtype counts, repo name, config "
     "dtype) and any contradiction between them; unsupported configs keep their reason.",
@@ -39,15 +36,13 @@ def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "select model_id, config::varchar, quant_config::varchar, model_info_safetensors_parameters::varchar "
             "from staging.stg_hf__model_configs order by model_id"
         ).fetchall()
-        specs = [
-            describe(
-                _load_json(config) or {},
-                model_id=model_id,
-                quant_config=_load_json(quant_config),
-                safetensors_dtypes=_load_json(safetensors_parameters),
-            )
-            for model_id, config, quant_config, safetensors_parameters in configs
-        ]
+    # Configs are untrusted: each is validated and sized in a worker process under a per-model time
+    # and memory budget (sizing.isolation), so one bad config is one unsupported model with its
+    # reason, never a failed run. The warehouse connection is not held meanwhile.
+    specs, isolation = describe_isolated([SizingInput(*row) for row in configs], SIZING_BUDGET)
+    for model_id in isolation.timed_out + isolation.crashed:
+        context.log.error(f"{model_id}: sizing stopped outside its budget; the model is unsupported")
+    with connect(settings.warehouse_path) as con:
         models, kv_groups = specs_to_frames(specs)
         replace_table(con, "sizing.model_specs", models)
         replace_table(con, "sizing.model_kv_groups", kv_groups)
@@ -65,6 +60,10 @@ def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "unsupported": dg.MetadataValue.json(unsupported),
             "checkpoint_precision_sources": dg.MetadataValue.json(dict(sorted(sources.items()))),
             "checkpoint_precision_conflicts": dg.MetadataValue.json(conflicts),
+            "sizing_isolation": dg.MetadataValue.json(
+                {**isolation.as_metadata(), "timeout_s_per_model": SIZING_BUDGET.timeout_s,
+                 "memory_mb_per_worker": SIZING_BUDGET.memory_mb}
+            ),
         }
     )
 
