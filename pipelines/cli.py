@@ -252,11 +252,12 @@ def cmd_review_show(args: argparse.Namespace) -> int:
         print(f"    all rows: {item['all_rows_query']}")
     print("\ndecisions" + ("" if report["decisions"] else "  none"))
     for d in report["decisions"]:
-        print(f"  {d['decided_at']}  {d['decision']} by {d['reviewer']}: {d['reason']}  (content {d['content_sha256'][:12]})")
+        signature = "signature verified" if d["signature_valid"] else f"NOT VALID: {d['signature_problem']}"
+        print(f"  {d['decided_at']}  {d['decision']} by {d['reviewer']}: {d['reason']}  (content {d['content_sha256'][:12]}; {signature})")
     verdict = "yes" if report["publishable"] else "no"
     print(f"\npublishable {verdict}: {report['publishable_reason']}")
     if report["decidable"]:
-        print(f"decide     fitatlas review approve|reject {report['batch_id']} --reason TEXT [--reviewer NAME]")
+        print(f"decide     fitatlas review approve|reject {report['batch_id']} --reason TEXT [--reviewer NAME] [--key PATH]")
     return 0
 
 
@@ -264,9 +265,20 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     from pipelines import review
 
     decide = review.approve if args.review_command == "approve" else review.reject
-    decision = decide(load_settings(), args.batch_id, reviewer=_reviewer(args), reason=args.reason)
+    decision = decide(load_settings(), args.batch_id, reviewer=_reviewer(args), reason=args.reason, key=args.key)
     outcome = "approved: the approval sensor (or `fitatlas publish ID`) publishes it" if decision["decision"] == "approve" else "rejected: it will never be published"
-    print(f"batch {args.batch_id} {outcome} (by {decision['reviewer']} at {decision['decided_at']}, content {decision['content_sha256'][:12]})")
+    print(
+        f"batch {args.batch_id} {outcome} (by {decision['reviewer']} at {decision['decided_at']}, "
+        f"content {decision['content_sha256'][:12]}, signature verified)"
+    )
+    return 0
+
+
+def cmd_review_allowed_signers(args: argparse.Namespace) -> int:
+    """The OpenSSH allowed-signers file the gate verifies with, built from the reviewers file."""
+    from pipelines.reviewers import allowed_signers, load_reviewers
+
+    sys.stdout.write(allowed_signers(load_reviewers()))
     return 0
 
 
@@ -285,13 +297,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _rollback(settings, args: argparse.Namespace) -> int:
-    from pipelines.publishing import read_publications, rollback
-    from pipelines.review import authorised_reviewer
+    from pipelines.review import rollback
 
-    reviewer = authorised_reviewer(_reviewer(args))
-    restored = rollback(settings, requested_by=reviewer)
-    current = read_publications(settings.published_path)[-1]
-    print(f"rolled back to publication {restored} (batch {current['batch_id']}), recorded as {current['publication_id']} by {reviewer}")
+    done = rollback(settings, reviewer=_reviewer(args), reason=args.reason, key=args.key)
+    print(
+        f"rolled back to publication {done['restored_publication_id']} (batch {done['batch_id']}), recorded as "
+        f"{done['publication_id']} by {done['reviewer']} (signature verified)"
+    )
     return 0
 
 
@@ -341,11 +353,16 @@ def _add_review_parser(sub) -> None:
     show.add_argument("batch_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_review_show)
+    signers = review_sub.add_parser(
+        "allowed-signers", help="print the allowed-signers file (for ssh-keygen -Y verify) built from reviewers.yaml"
+    )
+    signers.set_defaults(func=cmd_review_allowed_signers)
     for verb in ("approve", "reject"):
         decide = review_sub.add_parser(verb, help=f"{verb} a held batch (reviewers in reviewers.yaml only)")
         decide.add_argument("batch_id")
         decide.add_argument("--reason", help="why (required)")
         decide.add_argument("--reviewer", help="your name in reviewers.yaml (default: $FITATLAS_REVIEWER)")
+        decide.add_argument("--key", help="your SSH private key, whose public key reviewers.yaml lists for you (default: $FITATLAS_REVIEW_KEY)")
         decide.set_defaults(func=cmd_review_decide)
 
 
@@ -361,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("batch_id", nargs="?")
     publish.add_argument("--rollback", action="store_true", help="restore the publication before the current one")
     publish.add_argument("--reviewer", help="who asks for the rollback (reviewers.yaml; default: $FITATLAS_REVIEWER)")
+    publish.add_argument("--reason", help="why roll back (required with --rollback; signed)")
+    publish.add_argument("--key", help="SSH private key signing the rollback (default: $FITATLAS_REVIEW_KEY)")
     publish.set_defaults(func=cmd_publish)
     gpus = sub.add_parser("gpus", help="list the published GPUs")
     gpus.add_argument("--json", action="store_true")

@@ -1,7 +1,11 @@
 """The publication gate: may this batch reach BI, and on whose authority?
 
-A batch publishes when every blocking check passed (approval `auto`), or when a named reviewer
-approved it and its content is still exactly what they approved (approval `reviewer`). Rejected
+A batch publishes when every blocking check passed (approval `auto`), or when a listed reviewer
+approved it with a signature by the SSH key the reviewers file lists for them, for this batch id
+and content hash, and its content is still exactly what they approved (approval `reviewer`). The
+signature is verified here, each time, from the ledger row: a row written by hand, altered after
+signing, copied from another batch, unsigned, or signed by a key not listed for that name does
+not count, and the refusal says which. Rejected
 batches, batches already published (or being published), batches older than the one BI sees now
 (superseded), and batches whose content changed after freezing or approval never do.
 `publishing.publish_batch` re-checks claim, order and content under its lock, so a decision that
@@ -11,6 +15,8 @@ goes stale between `decide` and publication still cannot publish.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import duckdb
 
 from pipelines.batches import batch_content_hash, batch_path
 from pipelines.publishing import (
@@ -22,6 +28,7 @@ from pipelines.publishing import (
     recover_if_abandoned,
 )
 from pipelines.review_ledger import BatchRecord, decisions_for, get_batch
+from pipelines.reviewers import ReviewError, check_recorded
 from pipelines.settings import Settings
 
 AUTO_APPROVER = "fitatlas:auto"
@@ -62,14 +69,36 @@ def decide(settings: Settings, batch_id: str) -> GateDecision:
     if current_hash != batch.content_sha256:
         return GateDecision(False, f"batch {batch_id} changed after it was frozen (content hash differs)", batch=batch)
     if batch.status == "passed":
+        contradiction = _failed_checks_in_batch_file(path)
+        if contradiction:
+            return GateDecision(False, f"batch {batch_id} is marked passed in the ledger, but its file records {contradiction}", batch=batch)
         return GateDecision(True, "every blocking check passed", "auto", AUTO_APPROVER, batch)
-    approvals = [d for d in decisions_for(settings, batch_id) if d["decision"] == "approve"]
-    if not approvals:
+    decisions = decisions_for(settings, batch_id)
+    if not decisions or decisions[-1]["decision"] != "approve":
         return GateDecision(False, f"batch {batch_id} has no approval", batch=batch)
-    approval = approvals[-1]
+    approval = decisions[-1]
+    try:
+        problem = check_recorded(approval, {"batch_id": batch_id, "content_sha256": batch.content_sha256})
+    except ReviewError as error:  # the reviewers file is missing or malformed: nobody's signature counts
+        problem = str(error)
+    if problem:
+        return GateDecision(False, f"batch {batch_id}'s approval by {approval['reviewer']} does not verify: {problem}", batch=batch)
     if approval["content_sha256"] != current_hash:
         return GateDecision(False, f"batch {batch_id} changed after {approval['reviewer']} approved it; approval void", batch=batch)
-    return GateDecision(True, f"approved by {approval['reviewer']}: {approval['reason']}", "reviewer", approval["reviewer"], batch)
+    return GateDecision(True, f"approved by {approval['reviewer']} (signature verified): {approval['reason']}", "reviewer", approval["reviewer"], batch)
+
+
+def _failed_checks_in_batch_file(path) -> str | None:
+    """'N failed or errored checks' when the batch file's own check results contradict `passed`."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+        if "check_results" not in tables:
+            return None
+        count = con.execute("select count(*) from check_results where status <> 'passed'").fetchone()[0]
+    finally:
+        con.close()
+    return f"{count} failed or errored checks" if count else None
 
 
 @dataclass(frozen=True)

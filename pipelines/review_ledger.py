@@ -4,6 +4,11 @@ It is a small SQLite file (`data/review.sqlite`), not the DuckDB warehouse: revi
 the CLI while a run may be holding the warehouse's single-writer lock, and SQLite serialises short
 writes from many processes safely. Nothing is ever deleted: rejected batches and every decision
 (who, when, why, which checks failed, which content hash) stay for audit.
+
+Each decision and rollback row stores the exact bytes its reviewer signed (`signed_message`) and
+the SSH signature (`signature`); its other columns repeat the signed fields for reading. The
+ledger is not trusted for who decided: anyone who can write the file can add a row, so the gate
+verifies the signature of the row it acts on (`pipelines.reviewers.check_recorded`).
 """
 
 from __future__ import annotations
@@ -41,9 +46,26 @@ SCHEMA = (
         reason text not null,
         decided_at text not null,
         content_sha256 text not null,
-        failed_checks text not null
+        failed_checks text not null,
+        signed_message text,
+        signature text
+    )""",
+    """create table if not exists rollbacks (
+        rollback_id integer primary key autoincrement,
+        from_publication_id text not null,
+        to_publication_id text not null,
+        batch_id text not null,
+        content_sha256 text not null,
+        reviewer text not null,
+        reason text not null,
+        decided_at text not null,
+        signed_message text not null,
+        signature text not null,
+        publication_id text
     )""",
 )
+# Columns added to ledgers created before signed decisions (their old rows stay, unsigned).
+MIGRATIONS = {"decisions": (("signed_message", "text"), ("signature", "text"))}
 
 # pending: frozen, checks not finished; passed: every check passed; held: needs a reviewer;
 # approved / rejected: decided; publishing: claimed by one publisher; published: made current;
@@ -86,6 +108,12 @@ def open_ledger(settings: Settings) -> Iterator[sqlite3.Connection]:
     try:
         for statement in SCHEMA:
             con.execute(statement)
+        for table, columns in MIGRATIONS.items():
+            present = {row[1] for row in con.execute(f"pragma table_info({table})")}
+            for column, column_type in columns:
+                if column not in present:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                        con.execute(f"alter table {table} add column {column} {column_type}")
         yield con
     finally:
         con.close()
@@ -135,33 +163,80 @@ def list_batches(settings: Settings, statuses: tuple[str, ...] | None = None) ->
     return [r for r in records if statuses is None or r.status in statuses]
 
 
-def record_decision(settings: Settings, *, batch_id: str, decision: str, reviewer: str, reason: str, content_sha256: str, failed_checks: list[dict]) -> None:
-    """Record a reviewer's decision on a held batch; raises LedgerConflict if it is no longer held.
+def record_decision(
+    settings: Settings,
+    *,
+    fields: dict,
+    signed_message: bytes,
+    signature: str,
+    failed_checks: list[dict],
+    from_status: str = "held",
+    last_decision_id: int | None = None,
+) -> int:
+    """Record a reviewer's signed decision; raises LedgerConflict if the batch moved meanwhile.
 
-    The status change and the decision row are one transaction, with the `held` status compared
-    and set in it, so two reviewers deciding at once cannot both succeed.
+    `fields` are the signed fields (batch_id, decision, reviewer, reason, decided_at,
+    content_sha256), stored beside the signed bytes and the signature. The status change and the
+    decision row are one transaction, with the expected status (normally `held`; `approved` or
+    `rejected` when the decision on record does not verify) and the latest decision id compared and
+    set in it, so two reviewers deciding at once cannot both succeed. Returns the decision id.
     """
-    new_status = {"approve": "approved", "reject": "rejected"}[decision]
+    batch_id = fields["batch_id"]
+    new_status = {"approve": "approved", "reject": "rejected"}[fields["decision"]]
     with open_ledger(settings) as con:
         con.execute("begin immediate")
-        changed = con.execute(
-            "update batches set status = ? where batch_id = ? and status = 'held'", [new_status, batch_id]
-        ).rowcount
+        latest = con.execute("select max(decision_id) from decisions where batch_id = ?", [batch_id]).fetchone()[0]
+        changed = 0
+        if latest == last_decision_id:
+            changed = con.execute(
+                "update batches set status = ? where batch_id = ? and status = ?", [new_status, batch_id, from_status]
+            ).rowcount
         if changed != 1:
             con.execute("rollback")
-            raise LedgerConflict(f"batch {batch_id} is no longer held")
-        con.execute(
-            "insert into decisions (batch_id, decision, reviewer, reason, decided_at, content_sha256, failed_checks) values (?, ?, ?, ?, ?, ?, ?)",
-            [batch_id, decision, reviewer, reason, _now(), content_sha256, json.dumps(failed_checks)],
+            raise LedgerConflict(f"batch {batch_id} is no longer {from_status}")
+        cursor = con.execute(
+            """insert into decisions (batch_id, decision, reviewer, reason, decided_at, content_sha256, failed_checks,
+                                      signed_message, signature) values (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [batch_id, fields["decision"], fields["reviewer"], fields["reason"], fields["decided_at"],
+             fields["content_sha256"], json.dumps(failed_checks), signed_message.decode(), signature],
         )
         con.execute("commit")
+        return cursor.lastrowid
+
+
+def record_rollback(settings: Settings, *, fields: dict, signed_message: bytes, signature: str) -> int:
+    """Store a reviewer's signed rollback decision before it is carried out; returns its id."""
+    with open_ledger(settings) as con:
+        cursor = con.execute(
+            """insert into rollbacks (from_publication_id, to_publication_id, batch_id, content_sha256, reviewer,
+                                      reason, decided_at, signed_message, signature) values (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [fields["from_publication_id"], fields["to_publication_id"], fields["batch_id"], fields["content_sha256"],
+             fields["reviewer"], fields["reason"], fields["decided_at"], signed_message.decode(), signature],
+        )
+        return cursor.lastrowid
+
+
+def get_rollback(settings: Settings, rollback_id: int) -> dict | None:
+    with open_ledger(settings) as con:
+        cursor = con.execute("select * from rollbacks where rollback_id = ?", [rollback_id])
+        columns = [c[0] for c in cursor.description]
+        row = cursor.fetchone()
+    return dict(zip(columns, row)) | {"kind": "rollback", "decision": "rollback"} if row else None
+
+
+def mark_rollback_done(settings: Settings, rollback_id: int, publication_id: str) -> None:
+    with open_ledger(settings) as con:
+        con.execute("update rollbacks set publication_id = ? where rollback_id = ?", [publication_id, rollback_id])
 
 
 def decisions_for(settings: Settings, batch_id: str) -> list[dict]:
     with open_ledger(settings) as con:
         cursor = con.execute("select * from decisions where batch_id = ? order by decision_id", [batch_id])
         columns = [c[0] for c in cursor.description]
-        return [dict(zip(columns, row)) | {"failed_checks": json.loads(row[columns.index("failed_checks")])} for row in cursor.fetchall()]
+        return [
+            dict(zip(columns, row)) | {"kind": "batch_decision", "failed_checks": json.loads(row[columns.index("failed_checks")])}
+            for row in cursor.fetchall()
+        ]
 
 
 def claim_for_publication(settings: Settings, batch_id: str) -> None:

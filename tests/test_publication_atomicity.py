@@ -29,6 +29,7 @@ from pipelines.publishing import PUBLISHED_TABLES, PublicationRefused, exclusive
 from pipelines.review import approve
 from pipelines.review_ledger import LedgerConflict, claim_for_publication, get_batch, record_check_outcome, register_batch
 from pipelines.settings import REPO_ROOT, Settings, load_settings
+from review_keys import reviewer_setup
 
 ROWS_PER_TABLE = 400_000
 PUBLISHER = """
@@ -185,10 +186,8 @@ def test_two_publishers_of_one_approved_batch_publish_it_once(old_published_new_
     shutil.copytree(pristine, data_dir, symlinks=True)
     settings = settings_for(data_dir)
     make_batch(settings, "approved", seed=2, failing=True)
-    reviewers = tmp_path / "reviewers.yaml"
-    reviewers.write_text("reviewers:\n  - name: alice\n")
-    monkeypatch.setenv("FITATLAS_REVIEWERS", str(reviewers))
-    approve(settings, "approved", reviewer="alice", reason="checked by hand")
+    keys = reviewer_setup(tmp_path, monkeypatch, "alice")  # a real SSH key; publishers verify its signature
+    approve(settings, "approved", reviewer="alice", reason="checked by hand", key=keys["alice"])
 
     go = tmp_path / "go"
     publishers = [start_publisher(data_dir, "approved", go) for _ in range(2)]

@@ -20,6 +20,7 @@ from pipelines.defs.quality.checks import AUDIT_DDL
 from pipelines.gate import publish_if_allowed
 from pipelines.review_ledger import decisions_for, get_batch, record_check_outcome, register_batch
 from pipelines.settings import Settings, load_settings
+from review_keys import reviewer_setup
 
 FAILED_EXPECTATION = "expect_column_values_to_be_between(memory_gb)"
 FAILING_ROW = {"gpu_id": "nvidia-h100-sxm-80gb", "memory_gb": 8000.0}
@@ -55,12 +56,14 @@ def make_batch(settings: Settings, batch_id: str, *, failing: bool, rows: int = 
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """alice and bob with real SSH keys in the reviewers file; FITATLAS_REVIEW_KEY is alice's key."""
+    return reviewer_setup(tmp_path, monkeypatch, "alice", "bob")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys) -> Settings:
     monkeypatch.setenv("FITATLAS_DATA_DIR", str(tmp_path / "data"))
-    reviewers = tmp_path / "reviewers.yaml"
-    reviewers.write_text("reviewers:\n  - name: alice\n    email: alice@example.com\n  - name: bob\n")
-    monkeypatch.setenv("FITATLAS_REVIEWERS", str(reviewers))
-    monkeypatch.delenv("FITATLAS_REVIEWER", raising=False)
     return load_settings()
 
 
@@ -125,9 +128,10 @@ def test_refusals_exit_2_and_record_nothing(settings, capsys, argv, message):
     assert decisions_for(settings, "held-1") == []
 
 
-def test_approval_records_reviewer_reason_hash_and_failed_checks(settings, capsys, monkeypatch):
+def test_approval_records_reviewer_reason_hash_and_failed_checks(settings, capsys, monkeypatch, keys):
     digest = make_batch(settings, "held-1", failing=True)
     monkeypatch.setenv("FITATLAS_REVIEWER", "bob")
+    monkeypatch.setenv("FITATLAS_REVIEW_KEY", str(keys["bob"]))
     code, out, err = cli(capsys, "review", "approve", "held-1", "--reason", "vendor confirmed 8 TB")
     assert code == 0, err
     (decision,) = decisions_for(settings, "held-1")
@@ -140,14 +144,14 @@ def test_approval_records_reviewer_reason_hash_and_failed_checks(settings, capsy
     assert code == 2 and "batch held-1 is approved, not held" in err
 
 
-def test_decided_batches_cannot_be_decided_again(settings, capsys):
+def test_decided_batches_cannot_be_decided_again(settings, capsys, keys):
     make_batch(settings, "held-1", failing=True)
     assert cli(capsys, "review", "reject", "held-1", "--reviewer", "alice", "--reason", "bad")[0] == 0
-    code, _, err = cli(capsys, "review", "approve", "held-1", "--reviewer", "bob", "--reason", "ok")
+    code, _, err = cli(capsys, "review", "approve", "held-1", "--reviewer", "bob", "--key", str(keys["bob"]), "--reason", "ok")
     assert code == 2 and "is rejected, not held" in err
     make_batch(settings, "passed-2", failing=False)
     publish_if_allowed(settings, "passed-2")
-    code, _, err = cli(capsys, "review", "approve", "passed-2", "--reviewer", "bob", "--reason", "ok")
+    code, _, err = cli(capsys, "review", "approve", "passed-2", "--reviewer", "bob", "--key", str(keys["bob"]), "--reason", "ok")
     assert code == 2 and "is published, not held" in err
 
 
@@ -168,12 +172,12 @@ def test_reviewers_file_is_required_and_overridable(settings, capsys, monkeypatc
     assert code == 2 and "missing.yaml not found" in err
 
 
-def test_repo_reviewers_file_lists_named_reviewers(monkeypatch):
+def test_repo_reviewers_file_is_in_the_signed_format(monkeypatch):
     from pipelines.review import load_reviewers
 
     monkeypatch.delenv("FITATLAS_REVIEWERS", raising=False)
-    reviewers = load_reviewers()
-    assert reviewers and all(name.strip() for name in reviewers)
+    reviewers = load_reviewers()  # raises on an entry without a valid SSH public key
+    assert all(r.name.strip() and r.fingerprint.startswith("SHA256:") for r in reviewers.values())
 
 
 def test_publish_command_publishes_an_approved_batch_through_dagster(settings, capsys, monkeypatch, tmp_path):
@@ -191,6 +195,7 @@ def test_publish_command_publishes_an_approved_batch_through_dagster(settings, c
         rows = con.execute("select batch_id, approval_kind, approved_by from publications order by published_at").fetchall()
         assert con.execute("select count(*) from gpus").fetchone()[0] == 5
     assert rows == [("passed-1", "auto", "fitatlas:auto"), ("held-2", "reviewer", "alice")]
+    assert "signature verified" in out
     code, _, err = cli(capsys, "publish", "held-2")
     assert code == 2 and "already published" in err
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()

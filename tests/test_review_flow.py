@@ -23,6 +23,7 @@ from pipelines.defs.publish.assets import BATCH_TAG
 from pipelines.publishing import read_publications
 from pipelines.review_ledger import get_batch, list_batches, record_check_outcome, register_batch
 from pipelines.settings import SNAPSHOT_DIR, load_settings
+from review_keys import reviewer_setup
 
 
 def run_full_pipeline(data_dir: Path, instance: dg.DagsterInstance, **env: str) -> dg.ExecuteInProcessResult:
@@ -151,12 +152,9 @@ def scenario_copy(held_scenarios, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def reviewers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "reviewers.yaml"
-    path.write_text("reviewers:\n  - name: alice\n    email: alice@example.com\n")
-    monkeypatch.setenv("FITATLAS_REVIEWERS", str(path))
-    monkeypatch.delenv("FITATLAS_REVIEWER", raising=False)
-    return path
+def reviewers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """alice, with a real SSH key listed in the reviewers file; FITATLAS_REVIEW_KEY is her key."""
+    return reviewer_setup(tmp_path, monkeypatch, "alice")
 
 
 def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -314,9 +312,11 @@ def test_rollback_restores_the_previous_publication(scenario_copy, instance, cap
     assert code == 0, err
     assert published_state(data_dir) != before
 
-    code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "mallory")
+    code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "mallory", "--reason", "undo")
     assert code == 2 and "not a reviewer" in err
-    code, out, err = cli(capsys, "publish", "--rollback", "--reviewer", "alice")
+    code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "alice")
+    assert code == 2 and "a reason is required" in err
+    code, out, err = cli(capsys, "publish", "--rollback", "--reviewer", "alice", "--reason", "memory figure was wrong after all")
     assert code == 0, err
     history = read_publications(data_dir / "published.duckdb")
     assert [row["approval_kind"] for row in history] == ["auto", "reviewer", "rollback"]
@@ -326,5 +326,5 @@ def test_rollback_restores_the_previous_publication(scenario_copy, instance, cap
     with duckdb.connect(str(data_dir / "published.duckdb"), read_only=True) as con:
         assert con.execute("select memory_gb from gpus where gpu_id = 'nvidia-h100-sxm-80gb'").fetchone()[0] < 2000
         assert content_hash(con) == history[0]["content_sha256"]
-    code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "alice")
+    code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "alice", "--reason", "again")
     assert code == 2 and "nothing to roll back" in err

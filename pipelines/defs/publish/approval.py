@@ -7,7 +7,10 @@ so Dagster never launches it twice for the same content. Approved or passed batc
 current publication become `superseded`: publishing them would replace newer data. Held batches
 are the review items; the tick's skip reason and log name them. Rejected batches are never
 touched. The gate (`pipelines.gate.decide`) is asked before requesting a run, so an approval
-whose batch changed afterwards yields no run, and the publication asset asks it again.
+whose batch changed afterwards yields no run, and the publication asset asks it again. The gate
+verifies the approval's SSH signature against the reviewers file each time: an approval that does
+not verify (written into the ledger by hand, altered, copied from another batch, or signed by a key
+not listed for that reviewer) yields no run, and the tick's skip reason and log say why.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import dagster as dg
 from pipelines.defs.publish.assets import BATCH_TAG
 from pipelines.gate import decide
 from pipelines.publishing import read_publications
-from pipelines.review import held_summary
+from pipelines.review import ReviewError, decision_problem, held_summary, load_reviewers
 from pipelines.defs.quality.checks import audited_key
 from pipelines.review_ledger import (
     PUBLISHABLE_STATUSES,
@@ -92,6 +95,12 @@ def review_state_events(settings: Settings, seen: dict[str, str]) -> tuple[list[
         if seen.get(batch.batch_id) == batch.status or batch.status == "pending":
             continue
         decision = (decisions_for(settings, batch.batch_id) or [None])[-1]
+        problem = None
+        if decision is not None:
+            try:
+                problem = decision_problem(settings, batch, decision, load_reviewers())
+            except ReviewError as error:
+                problem = str(error)
         metadata = {
             "batch_id": batch.batch_id,
             "review_state": batch.status,
@@ -99,6 +108,7 @@ def review_state_events(settings: Settings, seen: dict[str, str]) -> tuple[list[
             "failed_checks": dg.MetadataValue.json(batch.failed_checks),
             "decided_by": decision["reviewer"] if decision else "",
             "decision_reason": decision["reason"] if decision else "",
+            "decision_signature": ("verified" if problem is None else f"NOT VALID: {problem}") if decision else "",
             "review": f"fitatlas review show {batch.batch_id}",
         }
         tables = sorted({check["table"] for check in batch.failed_checks})
@@ -135,9 +145,10 @@ def approval_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     queue = held_summary(settings)
     if queue:
         context.log.info(queue)
+    refused = "; ".join(f"batch {batch.batch_id} not published: {reason}" for batch, reason in plan.not_publishable)
     if plan.to_publish is None:
         return dg.SensorResult(
-            skip_reason=queue or "no approved or passed batch newer than the current publication",
+            skip_reason="; ".join(filter(None, [refused, queue])) or "no approved or passed batch newer than the current publication",
             asset_events=events,
             cursor=cursor,
         )
