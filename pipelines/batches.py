@@ -29,6 +29,10 @@ AUDITED_SOURCES: dict[str, str] = {
     "recommendations": "select * from warehouse.sizing.recommendations",
     "calibration": "select * from warehouse.sizing.calibration",
     "unsupported_models": "select * from warehouse.marts.unsupported_models",
+    # Which source is stale since when. Per-run attempt times stay in the warehouse, so a run that
+    # changed nothing publishes nothing.
+    "source_freshness": "select * exclude (last_success_at, last_attempt_at, failed_attempts) "
+    "from warehouse.marts.source_freshness",
 }
 AUDITED_TABLES: tuple[str, ...] = tuple(AUDITED_SOURCES)
 

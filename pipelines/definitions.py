@@ -13,7 +13,7 @@ warnings.filterwarnings("error", category=DeprecationWarning, module=r"pipelines
 
 configure_environment()
 
-from pipelines.defs.ingest.assets import raw_assets  # noqa: E402
+from pipelines.defs.ingest.assets import freshness_checks, raw_assets, source_specs  # noqa: E402
 from pipelines.defs.ingest.checks import ingest_checks  # noqa: E402
 from pipelines.defs.ingest.automation import ingest_jobs, ingest_schedules, ingest_sensors  # noqa: E402
 from pipelines.defs.publish.approval import approval_sensor, publish_batch_job  # noqa: E402
@@ -36,6 +36,7 @@ full_pipeline = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[
+        *source_specs,
         *raw_assets,
         dbt_staging_and_reference_marts,
         model_specs,
@@ -46,7 +47,7 @@ defs = dg.Definitions(
         audited_batch,
         publication,
     ],
-    asset_checks=[*suite_checks, *ingest_checks, *price_checks],
+    asset_checks=[*suite_checks, *ingest_checks, *price_checks, *freshness_checks],
     jobs=[full_pipeline, *ingest_jobs, publish_batch_job],
     sensors=[*ingest_sensors, approval_sensor],
     schedules=[*ingest_schedules],

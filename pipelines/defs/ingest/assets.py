@@ -7,9 +7,13 @@ sheets that changed, the Hub sensor the models whose sha changed) or forced past
 shas and ETags (the weekly full refresh).
 """
 
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
 import dagster as dg
 from pydantic import Field
 
+from pipelines.defs.ingest import freshness
 from pipelines.defs.ingest.landing import LandingReport, land_units
 from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.live_source import LiveBatch, Progress, land_live_batch, live_units, spec_sheet_batch, with_progress
@@ -58,9 +62,11 @@ def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
         kinds={"python", "duckdb"},
         pool=WAREHOUSE_POOL,
         description=description,
+        deps=[freshness.source_key(raw_table)],
     )
-    def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig) -> dg.MaterializeResult:
+    def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         settings = load_settings()
+        started_at = datetime.now(timezone.utc).replace(tzinfo=None)
         if settings.source_mode == "live":
             report, batch = _ingest_live(context, raw_table, settings, config)
         elif settings.source_mode == "snapshot":
@@ -75,22 +81,81 @@ def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
             f"raw.{raw_table}: {report.files_seen} file(s) seen, {report.files_unchanged} unchanged, "
             f"{report.records_landed} record(s) landed, {len(report.failures)} failure(s)"
         )
-        if batch.items_checked and batch.failures and not batch.units and not batch.items_unchanged:
-            raise dg.Failure(
-                f"raw.{raw_table}: every one of {batch.items_checked} item(s) failed to fetch; "
-                "see raw.ingest_failures (a source outage, or a wrong URL or token?)"
-            )
-        return dg.MaterializeResult(
+        stale_metadata, answered = _record_attempt(context, raw_table, settings, started_at, report, batch)
+        yield dg.MaterializeResult(
             data_version=raw_table_version(settings, raw_table),
             metadata={
                 "source_mode": settings.source_mode,
                 **report.as_metadata(),
                 **batch.as_metadata(),
                 "failure_reasons": dg.MetadataValue.md(_failure_table(report)),
+                **stale_metadata,
             }
         )
+        if answered is not None:  # the source answered: its freshness policy counts this run
+            yield answered
 
     return _raw
+
+
+def _record_attempt(
+    context: dg.AssetExecutionContext,
+    raw_table: str,
+    settings: Settings,
+    started_at: datetime,
+    report: LandingReport,
+    batch: LiveBatch,
+) -> tuple[dict[str, object], dg.AssetMaterialization | None]:
+    """Log this attempt at the source; on a failed one carry the last landed data forward (stale),
+    or stop the run when no source of its kind ever landed. Returns the stale metadata, and the
+    `source/<table>` materialization when the source answered."""
+    with connect(settings.warehouse_path) as con:
+        attempt = freshness.record_attempt(
+            con,
+            raw_table=raw_table,
+            batch_id=context.run.run_id,
+            source_mode=settings.source_mode,
+            attempted_at=started_at,
+            units=batch.units,
+            items_checked=batch.items_checked,
+            items_unchanged=batch.items_unchanged,
+            fetch_failures=batch.failures,
+            report=report,
+        )
+        state = freshness.source_state(con, raw_table)
+        stop = None
+        if attempt.failed and not state.landed_rows:
+            stop = freshness.kind_gate(con, raw_table, attempt, _run_raw_tables(context))
+        run_states = [freshness.source_state(con, table) for table in freshness.attempted_in_run(con, context.run.run_id)]
+    if stop:
+        raise dg.Failure(description=stop, metadata=freshness.failure_metadata(state))
+    if attempt.outcome == freshness.ANSWERED:
+        return {"stale": dg.MetadataValue.bool(False)}, freshness.source_materialization(raw_table, attempt)
+    if not attempt.failed:
+        return {}, None
+    if state.landed_rows:
+        context.log.warning(
+            f"raw.{raw_table}: the source answered none of {attempt.items_checked} item(s); its data landed at "
+            f"{state.last_landed_at:%Y-%m-%d %H:%M:%S} UTC is carried forward, stale since "
+            f"{state.stale_since:%Y-%m-%d %H:%M:%S} UTC ({attempt.error})"
+        )
+    else:
+        context.log.warning(
+            f"raw.{raw_table}: the source answered none of {attempt.items_checked} item(s) and never landed; "
+            f"another {state.kind} source carries the kind ({attempt.error})"
+        )
+    stale = freshness.stale_tag_value(run_states)
+    if stale:
+        context.instance.add_run_tags(context.run.run_id, {freshness.STALE_TAG: stale})
+    return freshness.failure_metadata(state), None
+
+
+def _run_raw_tables(context: dg.AssetExecutionContext) -> set[str]:
+    """The raw tables this run materializes (the run's asset selection, else its job's assets)."""
+    selection = context.run.asset_selection
+    if not selection:  # None or empty: the whole job
+        selection = context.job_def.asset_layer.selected_asset_keys
+    return {key.path[1] for key in selection if len(key.path) == 2 and key.path[0] == "raw" and key.path[1] in RAW_SOURCES}
 
 
 def raw_table_version(settings: Settings, raw_table: str) -> dg.DataVersion:
@@ -112,7 +177,7 @@ def _ingest_snapshot(
         report = land_units(
             con, raw_table=raw_table, batch_id=context.run.run_id, units=with_progress(units, _landing_progress(context, raw_table))
         )
-    return report, LiveBatch(items_checked=0)
+    return report, LiveBatch(units=list(units), items_checked=0)
 
 
 def _ingest_live(
@@ -167,3 +232,5 @@ def _failure_table(report: LandingReport) -> str:
 
 
 raw_assets = [build_raw_asset(table, description) for table, description in RAW_SOURCES.items()]
+source_specs = [freshness.build_source_spec(table, description) for table, description in RAW_SOURCES.items()]
+freshness_checks = [freshness.build_freshness_check(table, raw_asset_key(table)) for table in RAW_SOURCES]
