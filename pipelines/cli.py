@@ -31,25 +31,29 @@ def prepare_dagster_home() -> Path:
     return home
 
 
-def run_lock_path(data_dir: Path) -> Path:
-    return data_dir / ".fitatlas-run.lock"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    """One full pass, holding the data dir's run lock: two runs on one warehouse never overlap."""
-    from pipelines.publishing import exclusive_lock
+    """One full pass as the warehouse's one writer (`pipelines.warehouse.warehouse_lock`): the lock
+    runs launched by the daemon take too, so a CLI run never overlaps a sensor's or another CLI's."""
+    from pipelines.warehouse import warehouse_lock, warehouse_lock_path
 
     settings = configure_environment()
-    lock = run_lock_path(settings.data_dir)
+    lock = warehouse_lock_path(settings.data_dir)
 
-    def say_waiting() -> None:
-        print(f"fitatlas: another `fitatlas run` holds {lock}; waiting for it to finish", file=sys.stderr, flush=True)
+    def say_waiting(holder: str) -> None:
+        print(
+            f"fitatlas: the warehouse of {settings.data_dir} is being written by {holder or 'another run'}; "
+            "waiting for it to finish",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
-        with exclusive_lock(lock, wait=not args.no_wait, on_wait=say_waiting):
+        with warehouse_lock(settings.data_dir, holder=f"fitatlas run (pid {os.getpid()})", wait=not args.no_wait, on_wait=say_waiting):
             return _run_pipeline(settings, args.log_level)
     except BlockingIOError as error:
-        raise CliError(f"another `fitatlas run` is running on {settings.data_dir} (lock {lock}); retry later or drop --no-wait") from error
+        raise CliError(
+            f"another run is writing the warehouse of {settings.data_dir} (lock {lock}); retry later or drop --no-wait"
+        ) from error
 
 
 def _run_pipeline(settings, log_level: str) -> int:
@@ -65,17 +69,32 @@ def _run_pipeline(settings, log_level: str) -> int:
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} (Dagster instance: {os.environ['DAGSTER_HOME']})")
-    _print_gate_outcome(result.run_id)
+    _print_gate_outcome(settings, result.run_id)
     print_summary(settings.published_path)
     return 0 if result.success else 1
 
 
-def _print_gate_outcome(batch_id: str) -> None:
+def _print_gate_outcome(settings, batch_id: str) -> None:
+    """Say what the run's batch became: published, unchanged (nothing new to publish), or held."""
+    from pipelines.publishing import read_publications
     from pipelines.review_ledger import get_batch
 
-    batch = get_batch(load_settings(), batch_id)
-    if batch is not None and batch.status == "held":
+    batch = get_batch(settings, batch_id)
+    if batch is None:
+        return
+    history = read_publications(settings.published_path)
+    current = history[-1] if history else None
+    if batch.status == "held":
         print(f"batch {batch_id} is held for review: `fitatlas review show {batch_id}`")
+    elif batch.status == "published":
+        print(f"batch {batch_id} published as {batch.publication_id} (content sha256 {batch.content_sha256})")
+    elif current is not None and current["content_sha256"] == batch.content_sha256:
+        print(
+            f"unchanged: batch {batch_id} has exactly the content of the current publication "
+            f"{current['publication_id']} (content sha256 {batch.content_sha256}); nothing new published"
+        )
+    else:
+        print(f"batch {batch_id} is {batch.status}: `fitatlas review show {batch_id}`")
 
 
 def print_summary(published_path: Path) -> None:

@@ -14,6 +14,7 @@ warnings.filterwarnings("error", category=DeprecationWarning, module=r"pipelines
 configure_environment()
 
 from pipelines.defs.ingest.assets import freshness_checks, raw_assets, source_specs  # noqa: E402
+from pipelines.defs.executor import warehouse_writer_executor  # noqa: E402
 from pipelines.defs.ingest.checks import ingest_checks  # noqa: E402
 from pipelines.defs.ingest.automation import ingest_jobs, ingest_schedules, ingest_sensors  # noqa: E402
 from pipelines.defs.publish.approval import approval_sensor, publish_batch_job  # noqa: E402
@@ -52,4 +53,5 @@ defs = dg.Definitions(
     sensors=[*ingest_sensors, approval_sensor],
     schedules=[*ingest_schedules],
     resources={"dbt": dbt_resource},
+    executor=warehouse_writer_executor,  # daemon-launched runs take the warehouse lock `fitatlas run` takes
 )

@@ -38,6 +38,7 @@ from pipelines.review_ledger import (
     release_claim,
 )
 from pipelines.settings import Settings
+from pipelines.warehouse import sql_string
 
 PUBLISHED_TABLES: tuple[str, ...] = (*AUDITED_TABLES, "publications")
 PUBLICATIONS_DDL = """
@@ -213,7 +214,7 @@ def _build_and_swap(
     history = read_publications(settings.published_path)
     con = duckdb.connect(str(building))
     try:
-        con.execute(f"attach '{batch_file}' as batch (read_only)")
+        con.execute(f"attach {sql_string(batch_file)} as batch (read_only)")
         row_counts: dict[str, int] = {}
         for table in AUDITED_TABLES:
             con.execute(f"create table {table} as select * from batch.{table}")
@@ -363,7 +364,7 @@ def _export_parquet(settings: Settings, publication_file: Path) -> None:
         con = duckdb.connect(str(publication_file), read_only=True)
         try:
             for table in PUBLISHED_TABLES:
-                con.execute(f"copy {table} to '{building / (table + '.parquet')}' (format parquet)")
+                con.execute(f"copy {table} to {sql_string(building / (table + '.parquet'))} (format parquet)")
         finally:
             con.close()
         os.replace(building, version_dir)

@@ -29,6 +29,7 @@ from pipelines.publishing import PUBLISHED_TABLES, PublicationRefused, exclusive
 from pipelines.review import approve
 from pipelines.review_ledger import LedgerConflict, claim_for_publication, get_batch, record_check_outcome, register_batch
 from pipelines.settings import REPO_ROOT, Settings, load_settings
+from pipelines.warehouse import warehouse_lock, warehouse_lock_path
 from review_keys import reviewer_setup
 
 ROWS_PER_TABLE = 400_000
@@ -224,17 +225,17 @@ def fitatlas_run(data_dir: Path, dagster_home: Path, *extra: str) -> subprocess.
 def test_run_with_no_wait_fails_fast_while_another_run_holds_the_data_dir(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    with exclusive_lock(data_dir / ".fitatlas-run.lock"):
+    with warehouse_lock(data_dir, holder="test"):
         process = fitatlas_run(data_dir, tmp_path / "dagster", "--no-wait")
         _, err = process.communicate(timeout=120)
     assert process.returncode == 2
-    assert err.startswith("fitatlas: another `fitatlas run` is running on")
+    assert err.startswith("fitatlas: another run is writing the warehouse of")
 
 
 def test_two_runs_at_once_both_finish_in_turn_without_duplicate_publication(tmp_path):
     data_dir, dagster_home = tmp_path / "data", tmp_path / "dagster"
     first = fitatlas_run(data_dir, dagster_home)
-    lock = data_dir / ".fitatlas-run.lock"
+    lock = warehouse_lock_path(data_dir)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -254,7 +255,8 @@ def test_two_runs_at_once_both_finish_in_turn_without_duplicate_publication(tmp_
     settings = settings_for(data_dir)
     history = read_publications(settings.published_path)
     batches = [row["batch_id"] for row in history]
-    # The second run's batch has the first's content; it is published again or skipped as unchanged.
-    assert 1 <= len(batches) <= 2 and len(set(batches)) == len(batches)
+    # The second run's batch has the first's content: it is not published again, and says so.
+    assert len(batches) == 1
+    assert "unchanged: batch" in second_out and "nothing new published" in second_out
     assert published_hash(settings) == get_batch(settings, batches[-1]).content_sha256
     assert parquet_hash(settings) == history[-1]["content_sha256"]

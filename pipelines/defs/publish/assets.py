@@ -72,6 +72,16 @@ def publication(context: dg.AssetExecutionContext):
             f"not published: batch {batch_id} is unchanged since publication {outcome.unchanged_since} "
             f"(content sha256 {decision.batch.content_sha256})"
         )
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            metadata={
+                "published": False,
+                "unchanged_since": outcome.unchanged_since,
+                "batch_id": batch_id,
+                "content_sha256": decision.batch.content_sha256,
+                "reason": "the batch's content is exactly the current publication's: nothing new to publish",
+            },
+        )
         return
     context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
     yield dg.MaterializeResult(

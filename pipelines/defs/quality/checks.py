@@ -8,6 +8,7 @@ never mistaken for bad data — and it still holds the batch.
 """
 
 import json
+import shlex
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -17,7 +18,7 @@ from pipelines.batches import AUDITED_TABLES, batch_path
 from pipelines.defs.quality.suites import SuiteOutcome, load_suite, validate_frame
 from pipelines.review_ledger import record_check_outcome
 from pipelines.settings import Settings, load_settings
-from pipelines.warehouse import WAREHOUSE_POOL
+from pipelines.warehouse import WAREHOUSE_POOL, sql_string
 
 METADATA_SAMPLE_ROWS = 10
 
@@ -57,7 +58,7 @@ def record_outcome(con: duckdb.DuckDBPyConnection, outcome: SuiteOutcome) -> Non
 def _attach_previous_publication(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
     if not settings.published_path.exists():
         return False
-    con.execute(f"attach '{settings.published_path}' as published (read_only)")
+    con.execute(f"attach {sql_string(settings.published_path)} as published (read_only)")
     return True
 
 
@@ -111,7 +112,7 @@ def _metadata(outcome: SuiteOutcome, batch_id: str, settings: Settings) -> dict[
         ),
         "failing_rows_sample": dg.MetadataValue.json(sample),
         "all_failing_rows": dg.MetadataValue.text(
-            f"duckdb {batch_path(settings, batch_id)} \"select * from failing_rows where table_name = '{outcome.table}'\""
+            f"duckdb {shlex.quote(str(batch_path(settings, batch_id)))} \"select * from failing_rows where table_name = '{outcome.table}'\""
         ),
     }
 

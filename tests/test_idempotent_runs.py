@@ -1,0 +1,131 @@
+"""Two real `fitatlas run`s in a row, in a data directory whose path holds a quote and a space.
+
+The first publishes; the second, on unchanged sources, freezes a batch with the same content hash
+and publishes nothing new, saying so on the CLI and in the `publication` asset's metadata. Every
+path reaches SQL quoted (ATTACH, COPY ... TO), so the quote in the path breaks nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.batches import batch_content_hash, batch_path
+from pipelines.gate import decide
+from pipelines.publishing import read_publications
+from pipelines.review_ledger import get_batch, list_batches
+from pipelines.settings import REPO_ROOT, Settings, load_settings
+
+
+def fitatlas_run(data_dir: Path, dagster_home: Path) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "FITATLAS_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(dagster_home)}
+    for name in ("FITATLAS_SNAPSHOT_DIR", "FITATLAS_SPEC_SHEETS_DIR", "FITATLAS_SOURCE"):
+        env.pop(name, None)
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("fitatlas")), "run"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    return done, time.monotonic() - started
+
+
+def settings_for(data_dir: Path) -> Settings:
+    os.environ["FITATLAS_DATA_DIR"] = str(data_dir)
+    return load_settings()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("runs") / "it's a data dir"
+    data_dir, dagster_home = root / "data", root / ".dagster"
+    previous = os.environ.get("FITATLAS_DATA_DIR")
+    first, first_s = fitatlas_run(data_dir, dagster_home)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    published_after_first = (data_dir / "published.duckdb").read_bytes()
+    second, second_s = fitatlas_run(data_dir, dagster_home)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    print(f"first run {first_s:.0f}s, second run {second_s:.0f}s")
+    yield {
+        "data_dir": data_dir, "dagster_home": dagster_home, "first": first, "second": second,
+        "published_after_first": published_after_first, "settings": settings_for(data_dir),
+    }
+    if previous is None:
+        os.environ.pop("FITATLAS_DATA_DIR", None)
+    else:
+        os.environ["FITATLAS_DATA_DIR"] = previous
+
+
+def run_id_of(done: subprocess.CompletedProcess) -> str:
+    line = next(line for line in done.stdout.splitlines() if line.startswith("run "))
+    return line.split()[1].rstrip(":")
+
+
+def test_a_data_dir_with_a_quote_and_a_space_publishes(two_runs):
+    settings = two_runs["settings"]
+    assert "'" in str(settings.data_dir) and " " in str(settings.data_dir)
+    first_batch = run_id_of(two_runs["first"])
+    assert f"batch {first_batch} published as" in two_runs["first"].stdout
+    history = read_publications(settings.published_path)
+    assert [row["batch_id"] for row in history] == [first_batch]
+    current = (settings.published_parquet_dir / "current").resolve()
+    con = duckdb.connect()
+    try:  # the Parquet export (COPY ... TO a quoted path) is complete and readable
+        rows = con.execute("select count(*) from read_parquet(?)", [str(current / "models.parquet")]).fetchone()[0]
+    finally:
+        con.close()
+    assert rows == history[0]["row_counts"]["models"] > 0
+
+
+def test_an_unchanged_second_run_publishes_nothing_and_says_so(two_runs):
+    settings = two_runs["settings"]
+    first_batch, second_batch = run_id_of(two_runs["first"]), run_id_of(two_runs["second"])
+    first, second = get_batch(settings, first_batch), get_batch(settings, second_batch)
+    assert second.content_sha256 == first.content_sha256  # same content, same hash, across two runs
+    assert second.status == "passed"  # every check passed; there was just nothing new to publish
+    history = read_publications(settings.published_path)
+    assert len(history) == 1 and history[0]["batch_id"] == first_batch
+    assert (
+        f"unchanged: batch {second_batch} has exactly the content of the current publication "
+        f"{history[0]['publication_id']} (content sha256 {first.content_sha256}); nothing new published"
+    ) in two_runs["second"].stdout
+    assert settings.published_path.read_bytes() == two_runs["published_after_first"]
+    assert len(list((settings.data_dir / "publications").glob("*.duckdb"))) == 1
+    # nothing for the approval sensor to do either: the same content is never published twice
+    assert not decide(settings, second_batch).allowed or second.content_sha256 == history[-1]["content_sha256"]
+
+
+def test_the_publication_asset_says_unchanged_in_its_metadata(two_runs):
+    os.environ["DAGSTER_HOME"] = str(two_runs["dagster_home"])
+    second_batch = run_id_of(two_runs["second"])
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_observations(dg.AssetKey("publication"), limit=10).records
+        metadata = [r.asset_observation.metadata for r in records if r.run_id == second_batch]
+        materialized = instance.fetch_materializations(dg.AssetKey("publication"), limit=10).records
+    assert len(metadata) == 1
+    assert metadata[0]["published"].value is False
+    assert metadata[0]["unchanged_since"].value == read_publications(two_runs["settings"].published_path)[0]["publication_id"]
+    assert [r.run_id for r in materialized] == [run_id_of(two_runs["first"])]
+
+
+def test_the_hash_is_sensitive_to_a_real_content_change(two_runs, tmp_path):
+    settings = two_runs["settings"]
+    second_batch = run_id_of(two_runs["second"])
+    original = batch_path(settings, second_batch)
+    assert batch_content_hash(original) == get_batch(settings, second_batch).content_sha256
+    changed = tmp_path / "changed.duckdb"
+    changed.write_bytes(original.read_bytes())
+    con = duckdb.connect(str(changed))
+    try:
+        gpu = con.execute("select min(gpu_id) from gpus").fetchone()[0]
+        con.execute("update gpus set memory_gb = memory_gb + 1 where gpu_id = ?", [gpu])
+    finally:
+        con.close()
+    assert batch_content_hash(changed) != batch_content_hash(original)
+    assert {b.batch_id for b in list_batches(settings)} == {run_id_of(two_runs["first"]), second_batch}
