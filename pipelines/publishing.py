@@ -259,12 +259,20 @@ def make_current(settings: Settings, publication_file: Path) -> None:
     _fsync_dir(settings.published_path.parent)
 
 
-def rollback(settings: Settings, *, requested_by: str) -> str:
+def rollback(
+    settings: Settings,
+    *,
+    requested_by: str,
+    expected_from: str | None = None,
+    expected_to: str | None = None,
+) -> str:
     """Make the publication before the current one current again, recording who asked.
 
     Publications form a stack: each publication pushes, each rollback pops. So a second rollback
     goes one step further back rather than re-applying what the first one undid. Returns the
-    restored publication's id.
+    restored publication's id. ``expected_from`` / ``expected_to`` (the publications a signed
+    rollback decision names) are checked under the publish lock, so a publication landing between
+    the decision and the restore makes the rollback refuse instead of restoring something unsigned.
     """
     with exclusive_lock(publish_lock_path(settings)):
         recover_interrupted_publication(settings)
@@ -273,6 +281,12 @@ def rollback(settings: Settings, *, requested_by: str) -> str:
         if len(stack) < 2:
             raise PublicationRefused("nothing to roll back to: no earlier publication is in effect before the current one")
         current, target = stack[-1], stack[-2]
+        for what, expected, actual in (("from", expected_from, current), ("to", expected_to, target)):
+            if expected is not None and actual["publication_id"] != expected:
+                raise PublicationRefused(
+                    f"rollback refused: the signed decision rolls back {what} {expected}, but the publications "
+                    f"changed since and it would now roll back {what} {actual['publication_id']}; sign a new decision"
+                )
         target_file = archive_dir(settings) / f"{target['publication_id']}.duckdb"
         if not target_file.exists():
             raise PublicationRefused(f"publication {target['publication_id']} is no longer in the archive ({target_file})")

@@ -277,7 +277,12 @@ def rollback(settings: Settings, *, reviewer: str | None, reason: str | None, ke
     problem = check_recorded(recorded, expected)
     if problem:
         raise PublicationRefused(f"rollback refused: {problem}")
-    restored = restore_previous(settings, requested_by=name)
+    restored = restore_previous(
+        settings,
+        requested_by=name,
+        expected_from=recorded["from_publication_id"],
+        expected_to=recorded["to_publication_id"],
+    )
     history = read_publications(settings.published_path)
     mark_rollback_done(settings, rollback_id, history[-1]["publication_id"])
     return {**recorded, "restored_publication_id": restored, "publication_id": history[-1]["publication_id"]}

@@ -25,7 +25,7 @@ import pytest
 
 from pipelines.batches import AUDITED_TABLES, batch_path, content_hash
 from pipelines.gate import publish_if_allowed
-from pipelines.publishing import PUBLISHED_TABLES, PublicationRefused, exclusive_lock, read_publications
+from pipelines.publishing import PUBLISHED_TABLES, PublicationRefused, exclusive_lock, read_publications, rollback
 from pipelines.review import approve
 from pipelines.review_ledger import LedgerConflict, claim_for_publication, get_batch, record_check_outcome, register_batch
 from pipelines.settings import REPO_ROOT, Settings, load_settings
@@ -210,6 +210,26 @@ def test_publication_claim_is_a_compare_and_set(old_published_new_passed, tmp_pa
     claim_for_publication(settings, "new")
     with pytest.raises(LedgerConflict, match="publishing"):
         claim_for_publication(settings, "new")
+
+
+def test_rollback_refuses_when_publications_moved_since_the_signed_decision(old_published_new_passed, tmp_path):
+    """A signed rollback names the publications it undoes and restores; one landing in between makes
+    the restore refuse under the publish lock instead of restoring something nobody signed."""
+    pristine, old_hash, new_hash = old_published_new_passed
+    data_dir = tmp_path / "data"
+    shutil.copytree(pristine, data_dir, symlinks=True)
+    settings = settings_for(data_dir)
+    publish_if_allowed(settings, "new")
+    stack = [row["publication_id"] for row in read_publications(settings.published_path)]
+    signed_from, signed_to = stack[-1], stack[-2]
+    make_batch(settings, "newer", seed=3)
+    publish_if_allowed(settings, "newer")  # lands after the decision was signed
+    with pytest.raises(PublicationRefused, match="changed since"):
+        rollback(settings, requested_by="alice", expected_from=signed_from, expected_to=signed_to)
+    assert published_hash(settings) != new_hash and published_hash(settings) != old_hash
+    current = read_publications(settings.published_path)[-1]["publication_id"]
+    assert rollback(settings, requested_by="alice", expected_from=current, expected_to=signed_from)
+    assert published_hash(settings) == new_hash
 
 
 def fitatlas_run(data_dir: Path, dagster_home: Path, *extra: str) -> subprocess.Popen:
