@@ -110,6 +110,12 @@ def print_summary(published_path: Path) -> None:
         print(f"\npublished tables in {published_path}:")
         for table in PUBLISHED_TABLES:
             print(f"  {table:<16} {con.execute(f'select count(*) from {table}').fetchone()[0]:>9,} rows")
+        stale = con.execute(
+            "select source, kind, stale_since, last_error from source_freshness where stale order by source"
+        ).fetchall()
+        for source, kind, since, error in stale:
+            when = f"{since:%Y-%m-%d %H:%M} UTC" if since else "an unknown time"
+            print(f"  stale: {source} ({kind}) since {when}, its last landed data carried forward: {error}")
         for model_id in SUMMARY_MODELS:
             print(f"\ntop 3 recommendations for {model_id}:")
             rows = con.execute(
