@@ -139,15 +139,22 @@ def _lock_is_held(path: Path) -> bool:
 
 
 def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
+    """Ordered so the contention is certain on any machine: the daemon is up (its spec-sheet sensor
+    has ticked on an empty directory), then `fitatlas run` takes the warehouse lock, then a sheet
+    lands in the sensor's directory and the daemon launches its ingest while the CLI run holds the
+    lock. Waits have no tight bounds (a loaded 2-core machine loads the code server slowly); a dead
+    daemon fails at once with its log."""
     root = tmp_path / "one writer's dir"
-    data_dir, home, sheets = root / "data", root / ".dagster", root / "spec_sheets"
+    data_dir, home = root / "data", root / ".dagster"
+    cli_sheets, sensor_sheets = root / "spec_sheets", root / "sensor_sheets"
     home.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
-    shutil.copytree(SNAPSHOT_DIR / "spec_sheets", sheets)
+    shutil.copytree(SNAPSHOT_DIR / "spec_sheets", cli_sheets)
+    sensor_sheets.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("FITATLAS_SNAPSHOT_DIR", "FITATLAS_SOURCE")},
         "FITATLAS_DATA_DIR": str(data_dir),
-        "FITATLAS_SPEC_SHEETS_DIR": str(sheets),
+        "FITATLAS_SPEC_SHEETS_DIR": str(cli_sheets),
         "DAGSTER_HOME": str(home),
         "FITATLAS_SPEC_SHEET_SENSOR_INTERVAL_S": "1",
         "FITATLAS_AUTOMATION_INTERVAL_S": "5",
@@ -158,18 +165,31 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
         if name.startswith(("FITATLAS_", "DAGSTER_")):
             monkeypatch.setenv(name, value)
     bin_dir = Path(sys.executable).parent
-    cli = subprocess.Popen(
-        [str(bin_dir / "fitatlas"), "run"], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    daemon_log_path = tmp_path / "daemon.log"
+    daemon = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO_ROOT,
+        env={**env, "FITATLAS_SPEC_SHEETS_DIR": str(sensor_sheets)},
+        stdout=daemon_log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    daemon = None
+    cli = None
+
+    def daemon_alive() -> bool:
+        assert daemon.poll() is None, daemon_log_path.read_text()[-3000:]
+        return True
+
     try:
-        _wait_for(lambda: _lock_is_held(warehouse_lock_path(data_dir)) or cli.poll() is not None, 120, "the CLI run to take the lock")
-        assert cli.poll() is None, cli.communicate()
-        daemon = subprocess.Popen(
-            [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO_ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        _wait_for(lambda: daemon_alive() and "spec_sheet_sensor" in daemon_log_path.read_text(), 900,
+                  "the daemon to evaluate the spec-sheet sensor")
+        cli = subprocess.Popen(
+            [str(bin_dir / "fitatlas"), "run"], cwd=REPO_ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
+        _wait_for(lambda: _lock_is_held(warehouse_lock_path(data_dir)) or cli.poll() is not None, 900, "the CLI run to take the lock")
+        assert cli.poll() is None, cli.communicate()
+        sheet = next(p for p in sorted(cli_sheets.rglob("*")) if p.is_file())
+        target = sensor_sheets / sheet.relative_to(cli_sheets)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sheet, target)
         with dg.DagsterInstance.get() as instance:
 
             def sensor_runs() -> list[dg.DagsterRun]:
@@ -178,14 +198,14 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
             def waited(run_id: str) -> bool:
                 return any("waiting for the warehouse" in (e.user_message or "") for e in instance.all_logs(run_id))
 
-            _wait_for(lambda: sensor_runs(), 180, "the sensor to launch a spec-sheet run")
+            _wait_for(lambda: daemon_alive() and sensor_runs(), 900, "the sensor to launch a spec-sheet run")
             run_id = sensor_runs()[0].run_id
-            cli_still_running = _wait_for(lambda: waited(run_id) or cli.poll() is not None or "done", 180, "the sensor run")
-            cli_out, cli_err = cli.communicate(timeout=1200)
+            cli_still_running = _wait_for(lambda: waited(run_id) or cli.poll() is not None or "done", 900, "the sensor run")
+            cli_out, cli_err = cli.communicate(timeout=1800)
             assert cli.returncode == 0, cli_out[-3000:] + cli_err[-3000:]
             assert "success" in cli_out.splitlines()[0] or any(l.startswith("run ") and "success" in l for l in cli_out.splitlines())
             final = _wait_for(
-                lambda: (r := instance.get_run_by_id(run_id)) is not None and r.is_finished and r, 300, "the sensor run to finish"
+                lambda: (r := instance.get_run_by_id(run_id)) is not None and r.is_finished and r, 900, "the sensor run to finish"
             )
             assert final.status == dg.DagsterRunStatus.SUCCESS, [e.user_message for e in instance.all_logs(run_id)][-20:]
             assert waited(run_id), "the sensor run started while the CLI run held the warehouse, yet did not wait"
@@ -200,9 +220,9 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
             assert not failed, [(r.job_name, r.status) for r in failed]
             assert not errors, errors
     finally:
-        if daemon is not None:
-            _stop(daemon)
-        _stop(cli)
+        _stop(daemon)
+        if cli is not None:
+            _stop(cli)
     settings = load_settings()
     history = read_publications(settings.published_path)
     hashes = [row["content_sha256"] for row in history]
