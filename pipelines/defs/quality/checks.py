@@ -16,6 +16,7 @@ import duckdb
 
 from pipelines.batches import AUDITED_TABLES, batch_path
 from pipelines.defs.quality.suites import SuiteOutcome, load_suite, validate_frame
+from pipelines.publishing import exclusive_lock
 from pipelines.review_ledger import record_check_outcome
 from pipelines.settings import Settings, load_settings
 from pipelines.warehouse import WAREHOUSE_POOL, sql_string
@@ -62,9 +63,21 @@ def _attach_previous_publication(con: duckdb.DuckDBPyConnection, settings: Setti
     return True
 
 
+def batch_lock_path(settings: Settings, batch_id: str):
+    """The flock that serialises writers of one batch file: DuckDB lets one process open a file for
+    writing, and the multiprocess executor of daemon-launched runs audits tables in parallel steps."""
+    path = batch_path(settings, batch_id)
+    return path.with_name(path.name + ".lock")
+
+
 def audit_table(settings: Settings, batch_id: str, table: str) -> SuiteOutcome:
     """Validate one table of a frozen batch and store the outcome in the batch file and ledger."""
     suite = load_suite(table)
+    with exclusive_lock(batch_lock_path(settings, batch_id)):
+        return _audit_locked(settings, batch_id, table, suite)
+
+
+def _audit_locked(settings: Settings, batch_id: str, table: str, suite: dict) -> SuiteOutcome:
     con = duckdb.connect(str(batch_path(settings, batch_id)))
     try:
         has_previous = _attach_previous_publication(con, settings)
