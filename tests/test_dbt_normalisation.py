@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from duckdb_rows import query
 
 from pipelines.defs.ingest.landing import land_units
 from pipelines.defs.ingest.snapshot_source import snapshot_units
@@ -81,11 +82,6 @@ def build_warehouse(data_dir: Path, snapshot: Path = SNAPSHOT) -> Path:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_warehouse(tmp_path_factory.mktemp("warehouse"))
-
-
-def query(warehouse: Path, sql: str, parameters: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(sql, parameters or []).fetchall()
 
 
 def gpu(warehouse: Path, gpu_id: str) -> dict:

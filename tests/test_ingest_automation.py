@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from fake_sources import OPENROUTER_PATH, SHARED_DATA, FakeSources, Fault
+from processes import stop_process_group, wait_for
 
 from pipelines.defs.ingest.assets import raw_assets
 from pipelines.defs.ingest.automation import (
@@ -226,16 +225,6 @@ defs = dg.Definitions(assets=raw_assets, jobs=[spec_sheet_ingest_job], sensors=[
 """
 
 
-def _wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
 def _start_daemon(home: Path, defs_file: Path, env: dict[str, str]) -> subprocess.Popen:
     daemon = Path(sys.executable).with_name("dagster-daemon")
     return subprocess.Popen(
@@ -246,16 +235,6 @@ def _start_daemon(home: Path, defs_file: Path, env: dict[str, str]) -> subproces
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_daemon_runs_the_sensor_once_per_change_and_keeps_its_cursor_across_restarts(
@@ -280,19 +259,19 @@ def test_daemon_runs_the_sensor_once_per_change_and_keeps_its_cursor_across_rest
     with dg.DagsterInstance.get() as instance:
         daemon = _start_daemon(home, defs_file, env)
         try:
-            _wait_for(lambda: [r for r in runs(instance) if r.status == dg.DagsterRunStatus.SUCCESS], 900, "the first run")
+            wait_for(lambda: [r for r in runs(instance) if r.status == dg.DagsterRunStatus.SUCCESS], 900, "the first run")
         finally:
-            _stop(daemon)
+            stop_process_group(daemon)
         assert len(runs(instance)) == 1
         ticks_before_restart = sensor_ticks(instance)
 
         daemon = _start_daemon(home, defs_file, env)
         try:
-            _wait_for(lambda: sensor_ticks(instance) >= ticks_before_restart + 2, 900, "sensor ticks after restart")
+            wait_for(lambda: sensor_ticks(instance) >= ticks_before_restart + 2, 900, "sensor ticks after restart")
             assert len(runs(instance)) == 1  # the cursor survived: the same sheet is not ingested again
             (isolated / "a100_sxm.yaml").write_bytes(A100_SHEET.read_bytes())
-            _wait_for(lambda: len(runs(instance)) == 2, 900, "a run for the new sheet")
+            wait_for(lambda: len(runs(instance)) == 2, 900, "a run for the new sheet")
         finally:
-            _stop(daemon)
+            stop_process_group(daemon)
         newest = runs(instance)[0]
         assert newest.run_config["ops"]["raw__gpu_spec_sheets"]["config"]["items"] == ["a100_sxm.yaml"]

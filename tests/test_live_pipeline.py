@@ -17,9 +17,19 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
-from fake_sources import LIVE_ENV_CLEARED, LITELLM_PATH, OPENROUTER_PATH, SHARED_DATA, FakeSources, Fault, litellm_subset, live_mode_env, skypilot_path
+from duckdb_rows import query
+from fake_sources import (
+    LITELLM_PATH,
+    LIVE_ENV_CLEARED,
+    OPENROUTER_PATH,
+    SHARED_DATA,
+    FakeSources,
+    Fault,
+    litellm_subset,
+    live_mode_env,
+    skypilot_path,
+)
 
 from pipelines.defs.ingest.assets import RAW_SOURCES
 from pipelines.settings import REPO_ROOT
@@ -80,14 +90,6 @@ def first_run(live):
         result = defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         yield server, data_dir, instance, result
-
-
-def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def raw_counts(warehouse: Path) -> dict[str, int]:

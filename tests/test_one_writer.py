@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from pipelines.publishing import exclusive_lock, read_publications
 from pipelines.review_ledger import get_batch
@@ -110,26 +108,6 @@ def test_the_code_location_runs_every_job_with_the_warehouse_writer_executor():
 # --- a real daemon and a real CLI run ---------------------------------------------------------------
 
 
-def _wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _lock_is_held(path: Path) -> bool:
     try:
         with exclusive_lock(path, wait=False):
@@ -144,6 +122,9 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
     lands in the sensor's directory and the daemon launches its ingest while the CLI run holds the
     lock. Waits have no tight bounds (a loaded 2-core machine loads the code server slowly); a dead
     daemon fails at once with its log."""
+    # imported here: step processes load this file as a job module, without tests/ on their path
+    from processes import stop_process_group, wait_for
+
     root = tmp_path / "one writer's dir"
     data_dir, home = root / "data", root / ".dagster"
     cli_sheets, sensor_sheets = root / "spec_sheets", root / "sensor_sheets"
@@ -178,13 +159,13 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
         return True
 
     try:
-        _wait_for(lambda: daemon_alive() and "spec_sheet_sensor" in daemon_log_path.read_text(), 900,
+        wait_for(lambda: daemon_alive() and "spec_sheet_sensor" in daemon_log_path.read_text(), 900,
                   "the daemon to evaluate the spec-sheet sensor")
         cli = subprocess.Popen(
             [str(bin_dir / "fitatlas"), "run"], cwd=REPO_ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
-        _wait_for(lambda: _lock_is_held(warehouse_lock_path(data_dir)) or cli.poll() is not None, 900, "the CLI run to take the lock")
+        wait_for(lambda: _lock_is_held(warehouse_lock_path(data_dir)) or cli.poll() is not None, 900, "the CLI run to take the lock")
         assert cli.poll() is None, cli.communicate()
         sheet = next(p for p in sorted(cli_sheets.rglob("*")) if p.is_file())
         target = sensor_sheets / sheet.relative_to(cli_sheets)
@@ -198,20 +179,20 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
             def waited(run_id: str) -> bool:
                 return any("waiting for the warehouse" in (e.user_message or "") for e in instance.all_logs(run_id))
 
-            _wait_for(lambda: daemon_alive() and sensor_runs(), 900, "the sensor to launch a spec-sheet run")
+            wait_for(lambda: daemon_alive() and sensor_runs(), 900, "the sensor to launch a spec-sheet run")
             run_id = sensor_runs()[0].run_id
-            cli_still_running = _wait_for(lambda: waited(run_id) or cli.poll() is not None or "done", 900, "the sensor run")
+            cli_still_running = wait_for(lambda: waited(run_id) or cli.poll() is not None or "done", 900, "the sensor run")
             cli_out, cli_err = cli.communicate(timeout=1800)
             assert cli.returncode == 0, cli_out[-3000:] + cli_err[-3000:]
             assert "success" in cli_out.splitlines()[0] or any(l.startswith("run ") and "success" in l for l in cli_out.splitlines())
-            final = _wait_for(
+            final = wait_for(
                 lambda: (r := instance.get_run_by_id(run_id)) is not None and r.is_finished and r, 900, "the sensor run to finish"
             )
             assert final.status == dg.DagsterRunStatus.SUCCESS, [e.user_message for e in instance.all_logs(run_id)][-20:]
             assert waited(run_id), "the sensor run started while the CLI run held the warehouse, yet did not wait"
             assert cli_still_running
             # whatever the daemon launched next (automation, publication) finishes too, without lock errors
-            _wait_for(
+            wait_for(
                 lambda: all(r.is_finished for r in instance.get_runs()), 900, "every daemon-launched run to finish"
             )
             runs = instance.get_runs()
@@ -220,9 +201,9 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
             assert not failed, [(r.job_name, r.status) for r in failed]
             assert not errors, errors
     finally:
-        _stop(daemon)
+        stop_process_group(daemon)
         if cli is not None:
-            _stop(cli)
+            stop_process_group(cli)
     settings = load_settings()
     history = read_publications(settings.published_path)
     hashes = [row["content_sha256"] for row in history]

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
+from duckdb_rows import query
 
 from pipelines.publishing import PUBLISHED_TABLES
 from pipelines.settings import SNAPSHOT_DIR
@@ -37,14 +37,6 @@ def published(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("FITATLAS_DATA_DIR", None)
     else:
         os.environ["FITATLAS_DATA_DIR"] = previous
-
-
-def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def snapshot_model_ids() -> set[str]:

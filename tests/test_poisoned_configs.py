@@ -15,9 +15,16 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
-from fake_sources import LIVE_ENV_CLEARED, LITELLM_PATH, SHARED_DATA, FakeSources, litellm_subset, live_mode_env
+from duckdb_rows import query
+from fake_sources import (
+    LITELLM_PATH,
+    LIVE_ENV_CLEARED,
+    SHARED_DATA,
+    FakeSources,
+    litellm_subset,
+    live_mode_env,
+)
 
 SHA = "d" * 40
 GOOD = {"Qwen/Qwen3-0.6B", "Qwen/Qwen2.5-1.5B"}
@@ -65,14 +72,6 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         with dg.DagsterInstance.ephemeral() as instance:
             result = defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
             yield data_dir, result
-
-
-def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def test_the_run_succeeds_and_publishes_the_good_models(run):

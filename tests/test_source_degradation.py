@@ -18,7 +18,15 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from fake_sources import LIVE_ENV_CLEARED, LITELLM_PATH, SHARED_DATA, FakeSources, litellm_subset, live_mode_env
+from duckdb_rows import query
+from fake_sources import (
+    LITELLM_PATH,
+    LIVE_ENV_CLEARED,
+    SHARED_DATA,
+    FakeSources,
+    litellm_subset,
+    live_mode_env,
+)
 
 from pipelines.defs.ingest import freshness
 from pipelines.defs.ingest.assets import raw_assets
@@ -35,14 +43,6 @@ def closed_port_url(path: str = "/api/v1/models") -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}{path}"
-
-
-def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def write_watchlist(path: Path, models: list[str]) -> None:
