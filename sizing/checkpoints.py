@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from sizing.quantization import REPO_NAME_TOKENS
+
 #: Name tokens that describe how a checkpoint is stored, not which model it is (case-insensitive,
-#: as separate ``-``/``_`` tokens at the end of the repo name).
-PRECISION_TOKENS: tuple[str, ...] = (
-    "fp8", "fp4", "nvfp4", "mxfp4", "int4", "int8", "awq", "gptq", "w4a16", "w8a8", "w4a8", "w8a16",
-    "bf16", "fp16", "dynamic", "static", "pertensor", "per-tensor", "block", "quantized", "4bit", "8bit",
+#: as separate ``-``/``_`` tokens at the end of the repo name): the quantization tokens checkpoint
+#: detection reads (``sizing.quantization.REPO_NAME_TOKENS``) plus words that only qualify them.
+STORAGE_WORDS: tuple[str, ...] = (
+    "w4a8", "bf16", "fp16", "dynamic", "static", "pertensor", "per-tensor", "block", "quantized", "4bit", "8bit",
 )  # fmt: skip
+PRECISION_TOKENS: tuple[str, ...] = tuple(token.lower() for token, _, _ in REPO_NAME_TOKENS) + STORAGE_WORDS
 _TRAILING_TOKEN = "(?i)[-_](" + "|".join(t.replace("-", r"\-") for t in PRECISION_TOKENS) + ")$"
 _ARCHITECTURE_KEYS = ("num_layers", "hidden_size", "vocab_size")
 
