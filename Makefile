@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py
 
 snapshot: $(STAMP)
-	$(BIN)/python -m pipelines.snapshot_tool --shared ../shared/data --out pipelines/snapshot
+	$(BIN)/python -m tools.snapshot_tool --shared ../shared/data --out pipelines/snapshot
 
 clean:
 	rm -rf data .dagster dbt_project/target dbt_project/logs

@@ -6,7 +6,10 @@ reads, in each source's own wire format, trimmed to the tracked GPUs (dbt seeds 
 sha256 in `SNAPSHOT.json`. Output is byte-for-byte deterministic, so `tests/test_snapshot_tool.py`
 can prove the checked-in snapshot is exactly what this tool produces.
 
-    python -m pipelines.snapshot_tool --shared ../shared/data --out pipelines/snapshot
+A developer tool, outside the installed `pipelines`/`sizing` packages: it needs ../shared/data,
+which deployments do not have, and nothing at runtime may depend on it.
+
+    python -m tools.snapshot_tool --shared ../shared/data --out pipelines/snapshot   (from the repo root)
 """
 
 from __future__ import annotations
@@ -272,34 +275,40 @@ def snapshot_spec_sheets(shared: Path, writer: SnapshotWriter) -> None:
 
 
 def name_part(identifier: str) -> str:
-    """The last path segment, lower-cased, without an OpenRouter `:variant` suffix."""
+    """The last path segment, lower-cased, without an OpenRouter `:variant` suffix (dbt's `name_key`)."""
     return identifier.rsplit("/", 1)[-1].split(":", 1)[0].lower()
 
 
-class ModelMatcher:
-    """Decides which provider entries concern a tracked model (mirrors dbt's int_provider_prices__mapped).
+class PriceEntryFilter:
+    """Which provider price entries the snapshot keeps: a generous superset, not the mapping.
 
-    `maps` is the exact rule dbt applies (HF repo id, alias seed, or a name that is unique among
-    tracked models). `is_candidate` also admits near-variants (`<tracked name>-...`, e.g. a dated
-    re-release) so the snapshot carries some entries dbt reports in `unmapped_provider_prices`.
+    Which tracked model an entry prices is decided in one place, dbt's `int_provider_prices__mapped`
+    (alias seed, HF repo id, name unique among tracked models, in that order). The snapshot only has
+    to carry every entry that rule could map, plus the near-variants `unmapped_provider_prices`
+    suggests a model for, so a reviewer sees them. An entry is kept when
+
+    - seed `provider_model_aliases` names it, or
+    - the name part of its provider model id or of its HF repo id candidate (OpenRouter's
+      `hugging_face_id`, the LiteLLM key without its provider, the genai-prices model id) is a
+      tracked model's name part (current, or former per seed `hf_repo_renames`), or
+    - the name part of its provider model id starts with a tracked name part and a hyphen
+      (`llama-3.1-8b-instruct-turbo`).
+
+    Name parts ignore the org and uniqueness, so this admits entries dbt leaves unmapped; those stay
+    visible in `unmapped_provider_prices` and never reach `provider_prices`.
     """
 
-    def __init__(self, model_ids: list[str], aliases: list[dict[str, str]]):
-        self.by_lower_id = {model_id.lower(): model_id for model_id in model_ids}
-        names: dict[str, list[str]] = {}
-        for model_id in model_ids:
-            names.setdefault(name_part(model_id), []).append(model_id)
-        self.unique_names = {name for name, ids in names.items() if len(ids) == 1}
-        self.names = sorted(names)
-        self.aliases = {(row["source"], row["provider_model_id"]) for row in aliases}
+    def __init__(self, model_ids: list[str], aliases: list[dict[str, str]], renames: list[dict[str, str]]):
+        tracked = set(model_ids)
+        former = [row["old_model_id"] for row in renames if row["model_id"] in tracked]
+        self.names = frozenset(name_part(model_id) for model_id in [*model_ids, *former])
+        self.aliased = {(row["source"], row["provider_model_id"]) for row in aliases}
 
-    def maps(self, source: str, provider_model_id: str, hf_candidates: Iterable[str | None] = ()) -> bool:
-        if any(candidate and candidate.lower() in self.by_lower_id for candidate in hf_candidates):
+    def keeps(self, source: str, provider_model_id: str, repo_id_candidates: Iterable[str | None] = ()) -> bool:
+        identifiers = [provider_model_id, *(repo_id for repo_id in repo_id_candidates if repo_id)]
+        if any((source, identifier) in self.aliased for identifier in identifiers):
             return True
-        return (source, provider_model_id) in self.aliases or name_part(provider_model_id) in self.unique_names
-
-    def is_candidate(self, source: str, provider_model_id: str, hf_candidates: Iterable[str | None] = ()) -> bool:
-        if self.maps(source, provider_model_id, hf_candidates):
+        if any(name_part(identifier) in self.names for identifier in identifiers):
             return True
         name = name_part(provider_model_id)
         return any(name.startswith(f"{tracked}-") for tracked in self.names)
@@ -309,12 +318,12 @@ def litellm_model_part(key: str, provider: str | None) -> str:
     return key[len(provider) + 1 :] if provider and key.startswith(f"{provider}/") else key
 
 
-def snapshot_prices(shared: Path, writer: SnapshotWriter, matcher: ModelMatcher) -> None:
+def snapshot_prices(shared: Path, writer: SnapshotWriter, entries_kept: PriceEntryFilter) -> None:
     openrouter_file = "prices/openrouter_api_v1_models_2026-08-19.json"
     openrouter = json.loads((shared / openrouter_file).read_bytes())
     entries = []
     for item in openrouter["data"]:
-        if not matcher.is_candidate("openrouter_models_json", item["id"], [item.get("hugging_face_id")]):
+        if not entries_kept.keeps("openrouter_models_json", item["id"], [item.get("hugging_face_id")]):
             continue
         trimmed = {field: item.get(field) for field in OPENROUTER_FIELDS}
         trimmed["pricing"] = {field: item["pricing"].get(field) for field in OPENROUTER_PRICE_FIELDS}
@@ -323,7 +332,7 @@ def snapshot_prices(shared: Path, writer: SnapshotWriter, matcher: ModelMatcher)
         "prices/openrouter_api_v1_models.json",
         json_bytes({"data": entries}),
         openrouter_file,
-        f"{len(entries)} of {len(openrouter['data'])} models (tracked models and near-variants); "
+        f"{len(entries)} of {len(openrouter['data'])} models (naming a tracked model or a variant of one); "
         f"fields {', '.join(OPENROUTER_FIELDS)}; pricing reduced to prompt/completion",
     )
 
@@ -334,13 +343,13 @@ def snapshot_prices(shared: Path, writer: SnapshotWriter, matcher: ModelMatcher)
         if key == "sample_spec" or not isinstance(entry, dict):
             continue
         model_part = litellm_model_part(key, entry.get("litellm_provider"))
-        if matcher.is_candidate("litellm_prices_json", key, [model_part]):
+        if entries_kept.keeps("litellm_prices_json", key, [model_part]):
             kept_litellm[key] = {field: entry[field] for field in LITELLM_FIELDS if field in entry}
     writer.write(
         "prices/litellm_model_prices_and_context_window.json",
         json_bytes(kept_litellm),
         litellm_file,
-        f"{len(kept_litellm)} of {len(litellm)} entries (tracked models and near-variants, no sample_spec); "
+        f"{len(kept_litellm)} of {len(litellm)} entries (naming a tracked model or a variant of one; no sample_spec); "
         f"fields {', '.join(LITELLM_FIELDS)}",
     )
 
@@ -352,7 +361,7 @@ def snapshot_prices(shared: Path, writer: SnapshotWriter, matcher: ModelMatcher)
         models = [
             model
             for model in provider["models"]
-            if matcher.is_candidate("genai_prices_json", f"{provider['id']}/{model['id']}", [model["id"]])
+            if entries_kept.keeps("genai_prices_json", f"{provider['id']}/{model['id']}", [model["id"]])
         ]
         if models:
             kept = {field: provider[field] for field in GENAI_PROVIDER_FIELDS if field in provider}
@@ -362,7 +371,7 @@ def snapshot_prices(shared: Path, writer: SnapshotWriter, matcher: ModelMatcher)
         "prices/genai-prices_data.json",
         json_bytes(providers),
         genai_file,
-        f"{kept_models} model entries from {len(providers)} providers (tracked models and near-variants); "
+        f"{kept_models} model entries from {len(providers)} providers (naming a tracked model or a variant of one); "
         f"provider fields {', '.join(GENAI_PROVIDER_FIELDS)}, model entries whole",
     )
 
@@ -413,13 +422,17 @@ def build_snapshot(shared: Path, out: Path) -> dict[str, Any]:
     writer = SnapshotWriter(out, origins)
     models = snapshot_hf_models(shared, writer)
     snapshot_spec_sheets(shared, writer)
-    matcher = ModelMatcher([model["model_id"] for model in models], read_seed("provider_model_aliases.csv"))
-    snapshot_prices(shared, writer, matcher)
+    entries_kept = PriceEntryFilter(
+        [model["model_id"] for model in models],
+        read_seed("provider_model_aliases.csv"),
+        read_seed("hf_repo_renames.csv"),
+    )
+    snapshot_prices(shared, writer, entries_kept)
     snapshot_rentals(shared, writer)
     snapshot_benchmarks(shared, writer)
     document = {
         "snapshot_date": SNAPSHOT_DATE,
-        "built_from": "shared/data (see its MANIFEST.md); rebuild: python -m pipelines.snapshot_tool "
+        "built_from": "shared/data (see its MANIFEST.md); rebuild: python -m tools.snapshot_tool "
         "--shared ../shared/data --out pipelines/snapshot",
         "files": sorted(writer.files, key=lambda item: item["path"]),
     }
