@@ -1,7 +1,7 @@
 """Every estimate constant of the memory / speed / cost model, in one place, with its provenance.
 
 Each value names its source (file, issue or measurement) and the engine + version it describes.
-"sizing_anchors" below means ``/work/shared/research/sizing_anchors.md`` (section numbers given);
+"sizing_anchors" below means the research note ``shared/research/sizing_anchors.md`` (section numbers given);
 that note cites the upstream repository files. Values are grouped in small frozen dataclasses so a
 caller can swap a whole topic (e.g. another engine version) with ``dataclasses.replace``.
 

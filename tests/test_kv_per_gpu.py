@@ -1,7 +1,7 @@
 """KV bytes per sequence per GPU (sizing.kv), scalar and vectorised.
 
 Also hosts the hand-built ModelSpecs the other sizing tests import (``hand_specs``): values worked
-from each model's config.json in /work/shared/data/hf_configs (parameter formula of
+from each model's config.json in shared/data/hf_configs (parameter formula of
 sizing_anchors.md 2.1; e.g. Llama-3.1-8B 8,030,261,248 params). They stand in for
 ``sizing.architecture.describe`` so these tests do not depend on it.
 """
