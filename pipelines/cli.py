@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipelines.settings import REPO_ROOT, configure_environment, load_settings
+from pipelines.settings import REPO_ROOT, Settings, SettingsError
 
 SUMMARY_MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-405B-Instruct")
 
@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runs launched by the daemon take too, so a CLI run never overlaps a sensor's or another CLI's."""
     from pipelines.warehouse import warehouse_lock, warehouse_lock_path
 
-    settings = configure_environment()
+    settings = Settings.from_environment()
     lock = warehouse_lock_path(settings.data_dir)
 
     def say_waiting(holder: str) -> None:
@@ -60,10 +60,12 @@ def _run_pipeline(settings, log_level: str) -> int:
     prepare_dagster_home()
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from pipelines.definitions import FULL_PIPELINE, build_definitions
+    from pipelines.settings import Cadence
 
+    defs = build_definitions(settings, Cadence.from_environment())
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("full_pipeline").execute_in_process(
+        result = defs.resolve_job_def(FULL_PIPELINE).execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
@@ -145,7 +147,7 @@ def print_summary(published_path: Path) -> None:
 def _published_gpus() -> list[dict]:
     import duckdb
 
-    path = load_settings().published_path
+    path = Settings.from_environment().published_path
     if not path.exists():
         raise CliError(f"no published GPU table at {path}: run `fitatlas run` (or `make run`) first")
     con = duckdb.connect(str(path), read_only=True)
@@ -241,7 +243,7 @@ def cmd_review_list(args: argparse.Namespace) -> int:
     from pipelines.review import list_items
 
     statuses = tuple(s for value in args.status or () for s in value.split(",") if s) or None
-    items = list_items(load_settings(), statuses)
+    items = list_items(Settings.from_environment(), statuses)
     if args.json:
         print(json.dumps(items, indent=2))
         return 0
@@ -256,7 +258,7 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 def cmd_review_show(args: argparse.Namespace) -> int:
     from pipelines.review import show
 
-    report = show(load_settings(), args.batch_id)
+    report = show(Settings.from_environment(), args.batch_id)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -290,7 +292,7 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     from pipelines import review
 
     decide = review.approve if args.review_command == "approve" else review.reject
-    decision = decide(load_settings(), args.batch_id, reviewer=_reviewer(args), reason=args.reason, key=args.key)
+    decision = decide(Settings.from_environment(), args.batch_id, reviewer=_reviewer(args), reason=args.reason, key=args.key)
     outcome = "approved: the approval sensor (or `fitatlas publish ID`) publishes it" if decision["decision"] == "approve" else "rejected: it will never be published"
     print(
         f"batch {args.batch_id} {outcome} (by {decision['reviewer']} at {decision['decided_at']}, "
@@ -303,14 +305,14 @@ def cmd_review_allowed_signers(args: argparse.Namespace) -> int:
     """The OpenSSH allowed-signers file the gate verifies with, built from the reviewers file."""
     from pipelines.reviewers import allowed_signers, load_reviewers
 
-    sys.stdout.write(allowed_signers(load_reviewers()))
+    sys.stdout.write(allowed_signers(load_reviewers(Settings.from_environment().reviewers_path)))
     return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from pipelines.publishing import PublicationRefused
 
-    settings = load_settings()
+    settings = Settings.from_environment()
     if args.rollback == bool(args.batch_id):
         raise CliError("give either a BATCH_ID to publish or --rollback")
     try:
@@ -344,11 +346,11 @@ def _publish_now(settings, batch_id: str) -> int:
     prepare_dagster_home()
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
     from pipelines.defs.publish.assets import BATCH_TAG
 
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("publish_batch").execute_in_process(
+        result = build_definitions(settings).resolve_job_def("publish_batch").execute_in_process(
             instance=instance,
             raise_on_error=False,
             tags={BATCH_TAG: batch_id},
@@ -387,7 +389,8 @@ def _add_review_parser(sub) -> None:
         decide.add_argument("batch_id")
         decide.add_argument("--reason", help="why (required)")
         decide.add_argument("--reviewer", help="your name in reviewers.yaml (default: $FITATLAS_REVIEWER)")
-        decide.add_argument("--key", help="your SSH private key, whose public key reviewers.yaml lists for you (default: $FITATLAS_REVIEW_KEY)")
+        decide.add_argument("--key", default=os.environ.get("FITATLAS_REVIEW_KEY"),
+            help="your SSH private key, whose public key reviewers.yaml lists for you (default: $FITATLAS_REVIEW_KEY)")
         decide.set_defaults(func=cmd_review_decide)
 
 
@@ -404,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--rollback", action="store_true", help="restore the publication before the current one")
     publish.add_argument("--reviewer", help="who asks for the rollback (reviewers.yaml; default: $FITATLAS_REVIEWER)")
     publish.add_argument("--reason", help="why roll back (required with --rollback; signed)")
-    publish.add_argument("--key", help="SSH private key signing the rollback (default: $FITATLAS_REVIEW_KEY)")
+    publish.add_argument("--key", default=os.environ.get("FITATLAS_REVIEW_KEY"),
+        help="SSH private key signing the rollback (default: $FITATLAS_REVIEW_KEY)")
     publish.set_defaults(func=cmd_publish)
     gpus = sub.add_parser("gpus", help="list the published GPUs")
     gpus.add_argument("--json", action="store_true")
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (CliError, ReviewError) as error:
+    except (CliError, ReviewError, SettingsError) as error:
         print(f"fitatlas: {error}", file=sys.stderr)
         return 2
 

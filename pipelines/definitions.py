@@ -1,57 +1,56 @@
-"""The one Dagster code location: ingest -> dbt -> sizing -> blocking checks -> publish."""
+"""The one Dagster code location: ingest -> dbt -> sizing -> blocking checks -> publish.
+
+Each domain under `pipelines/defs/` says what it defines (`definitions.defs()`); this module merges
+them with the resources and the executor. Settings are read from the environment once, when the code
+location loads (`@dg.definitions`), and validated there: a bad `FITATLAS_SOURCE` stops the load with
+the variable's name. Importing this module reads nothing, writes nothing and changes no global
+state; the CLI and tests call `build_definitions` with settings of their own.
+"""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Mapping
 
 import dagster as dg
 
-from pipelines.settings import configure_environment
+from pipelines.defs.executor import warehouse_writer_executor
+from pipelines.defs.ingest import definitions as ingest
+from pipelines.defs.publish import definitions as publish
+from pipelines.defs.quality import definitions as quality
+from pipelines.defs.sizing import definitions as sizing
+from pipelines.defs.transform import definitions as transform
+from pipelines.resources import fitatlas_resources
+from pipelines.settings import Cadence, Settings
 
-# Our own code must not lean on deprecated Dagster APIs: make their warnings errors here.
-warnings.filterwarnings("error", category=DeprecationWarning, module=r"pipelines\..*")
+FULL_PIPELINE = "full_pipeline"
 
-configure_environment()
 
-from pipelines.defs.ingest.assets import freshness_checks, raw_assets, source_specs  # noqa: E402
-from pipelines.defs.executor import warehouse_writer_executor  # noqa: E402
-from pipelines.defs.ingest.checks import ingest_checks  # noqa: E402
-from pipelines.defs.ingest.automation import ingest_jobs, ingest_schedules, ingest_sensors  # noqa: E402
-from pipelines.defs.publish.approval import approval_sensor, publish_batch_job  # noqa: E402
-from pipelines.defs.publish.assets import audited_batch, publication  # noqa: E402
-from pipelines.defs.quality.checks import suite_checks  # noqa: E402
-from pipelines.defs.quality.price_checks import price_checks  # noqa: E402
-from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations  # noqa: E402
-from pipelines.defs.sizing.calibration import calibration  # noqa: E402
-from pipelines.defs.transform.dbt_assets import (  # noqa: E402
-    dbt_model_marts,
-    dbt_resource,
-    dbt_staging_and_reference_marts,
-)
+def build_definitions(
+    settings: Settings, cadence: Cadence | None = None, environ: Mapping[str, str] | None = None
+) -> dg.Definitions:
+    """Every definition, configured by `settings` (live sources read from `environ`, default os.environ)."""
+    cadence = cadence or Cadence()
+    full_pipeline = dg.define_asset_job(
+        name=FULL_PIPELINE,
+        selection=dg.AssetSelection.all(),
+        description="Land every source, normalise, size, audit and publish (what `fitatlas run` runs).",
+    )
+    return dg.Definitions.merge(
+        ingest.defs(cadence),
+        transform.defs(),
+        sizing.defs(),
+        quality.defs(),
+        publish.defs(cadence),
+        dg.Definitions(
+            jobs=[full_pipeline],
+            resources=fitatlas_resources(settings, environ),
+            # daemon-launched runs take the warehouse lock `fitatlas run` takes
+            executor=warehouse_writer_executor(settings.data_dir),
+        ),
+    )
 
-full_pipeline = dg.define_asset_job(
-    name="full_pipeline",
-    selection=dg.AssetSelection.all(),
-    description="Land every source, normalise, size, audit and publish (what `fitatlas run` runs).",
-)
 
-defs = dg.Definitions(
-    assets=[
-        *source_specs,
-        *raw_assets,
-        dbt_staging_and_reference_marts,
-        model_specs,
-        dbt_model_marts,
-        fit_matrix,
-        recommendations,
-        calibration,
-        audited_batch,
-        publication,
-    ],
-    asset_checks=[*suite_checks, *ingest_checks, *price_checks, *freshness_checks],
-    jobs=[full_pipeline, *ingest_jobs, publish_batch_job],
-    sensors=[*ingest_sensors, approval_sensor],
-    schedules=[*ingest_schedules],
-    resources={"dbt": dbt_resource},
-    executor=warehouse_writer_executor,  # daemon-launched runs take the warehouse lock `fitatlas run` takes
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location `dagster dev` / the daemon load (workspace.yaml)."""
+    return build_definitions(Settings.from_environment(), Cadence.from_environment())

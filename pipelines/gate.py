@@ -28,7 +28,7 @@ from pipelines.publishing import (
     recover_if_abandoned,
 )
 from pipelines.review_ledger import BatchRecord, decisions_for, get_batch
-from pipelines.reviewers import ReviewError, check_recorded
+from pipelines.reviewers import ReviewError, check_recorded, load_reviewers
 from pipelines.settings import Settings
 
 AUTO_APPROVER = "fitatlas:auto"
@@ -78,7 +78,8 @@ def decide(settings: Settings, batch_id: str) -> GateDecision:
         return GateDecision(False, f"batch {batch_id} has no approval", batch=batch)
     approval = decisions[-1]
     try:
-        problem = check_recorded(approval, {"batch_id": batch_id, "content_sha256": batch.content_sha256})
+        reviewers = load_reviewers(settings.reviewers_path)
+        problem = check_recorded(approval, {"batch_id": batch_id, "content_sha256": batch.content_sha256}, reviewers)
     except ReviewError as error:  # the reviewers file is missing or malformed: nobody's signature counts
         problem = str(error)
     if problem:

@@ -34,11 +34,11 @@ from pipelines.review_ledger import (
 )
 from pipelines.reviewers import (  # noqa: F401  (re-exported: the CLI and tests import them from here)
     ReviewError,
+    Reviewers,
     authorised_reviewer,
     canonical_message,
     check_recorded,
     load_reviewers,
-    reviewers_path,
     sign,
     signing_key,
 )
@@ -123,7 +123,7 @@ def _check_evidence(path: Path) -> list[dict[str, Any]]:
 def _verified_decisions(settings: Settings, batch: BatchRecord) -> list[dict[str, Any]]:
     """The batch's decisions, each with `signature_valid` and, when not, `signature_problem`."""
     try:
-        reviewers = load_reviewers()
+        reviewers = load_reviewers(settings.reviewers_path)
     except ReviewError as error:
         return [d | {"signature_valid": False, "signature_problem": str(error)} for d in decisions_for(settings, batch.batch_id)]
     decisions = []
@@ -176,13 +176,13 @@ def _sign_and_verify(fields: dict[str, Any], key: str | Path | None, reviewers) 
     return message, signature
 
 
-def decision_problem(settings: Settings, batch: BatchRecord, decision: dict[str, Any], reviewers=None) -> str | None:
+def decision_problem(settings: Settings, batch: BatchRecord, decision: dict[str, Any], reviewers: Reviewers) -> str | None:
     """Why a recorded batch decision does not count (unsigned, altered, copied, wrong key), or None."""
     return check_recorded(decision, {"batch_id": batch.batch_id}, reviewers)
 
 
 def _decide(settings: Settings, batch_id: str, decision: str, reviewer: str | None, reason: str | None, key: str | Path | None) -> dict[str, Any]:
-    reviewers = load_reviewers()
+    reviewers = load_reviewers(settings.reviewers_path)
     name = authorised_reviewer(reviewer, reviewers).name
     if not reason or not reason.strip():
         raise ReviewError(f"a reason is required to {decision} a batch (--reason TEXT)")
@@ -246,7 +246,7 @@ def rollback(settings: Settings, *, reviewer: str | None, reason: str | None, ke
     from pipelines.publishing import PublicationRefused, effective_stack, read_publications
     from pipelines.publishing import rollback as restore_previous
 
-    reviewers = load_reviewers()
+    reviewers = load_reviewers(settings.reviewers_path)
     name = authorised_reviewer(reviewer, reviewers).name
     if not reason or not reason.strip():
         raise ReviewError("a reason is required to roll back a publication (--reason TEXT)")
@@ -274,7 +274,7 @@ def rollback(settings: Settings, *, reviewer: str | None, reason: str | None, ke
         "from_publication_id": stack[-1]["publication_id"] if stack else None,
         "to_publication_id": stack[-2]["publication_id"] if len(stack) > 1 else None,
     }
-    problem = check_recorded(recorded, expected)
+    problem = check_recorded(recorded, expected, reviewers)
     if problem:
         raise PublicationRefused(f"rollback refused: {problem}")
     restored = restore_previous(

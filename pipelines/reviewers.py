@@ -33,8 +33,6 @@ from typing import Any
 
 import yaml
 
-from pipelines.settings import REPO_ROOT
-
 NAMESPACE = "fitatlas-review"
 MESSAGE_FORMAT = "fitatlas-review-decision/1"
 KEY_ENV = "FITATLAS_REVIEW_KEY"
@@ -82,10 +80,6 @@ class Reviewer:
         return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def reviewers_path() -> Path:
-    return Path(os.environ.get("FITATLAS_REVIEWERS", REPO_ROOT / "reviewers.yaml"))
-
-
 def parse_public_key(text: Any, where: str) -> tuple[str, str, str]:
     """(type, base64 blob, comment) of one OpenSSH public key line; ReviewError if it is not one."""
     if not isinstance(text, str) or not text.strip():
@@ -107,9 +101,16 @@ def parse_public_key(text: Any, where: str) -> tuple[str, str, str]:
     return key_type, blob_text, parts[2].strip() if len(parts) > 2 else ""
 
 
-def load_reviewers(path: Path | None = None) -> dict[str, Reviewer]:
-    """{name: Reviewer} from the reviewers file (`reviewers: [{name, public_key}, ...]`)."""
-    path = path or reviewers_path()
+class Reviewers(dict[str, Reviewer]):
+    """{name: Reviewer} as listed in the reviewers file at `path` (named in every refusal)."""
+
+    def __init__(self, path: Path, reviewers: dict[str, Reviewer] | None = None):
+        super().__init__(reviewers or {})
+        self.path = path
+
+
+def load_reviewers(path: Path) -> Reviewers:
+    """The reviewers file (`reviewers: [{name, public_key}, ...]`; `Settings.reviewers_path`)."""
     if not path.exists():
         raise ReviewError(f"reviewers file {path} not found (set FITATLAS_REVIEWERS or create reviewers.yaml)")
     try:
@@ -121,7 +122,7 @@ def load_reviewers(path: Path | None = None) -> dict[str, Reviewer]:
         entries = []
     if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("name") for e in entries):
         raise ReviewError(f"reviewers file {path}: expected `reviewers:` as a list of entries with a `name`; {NEW_FORMAT_HINT}")
-    reviewers: dict[str, Reviewer] = {}
+    reviewers = Reviewers(path)
     fingerprints: dict[str, str] = {}
     for entry in entries:
         name = str(entry["name"]).strip()
@@ -143,21 +144,20 @@ def load_reviewers(path: Path | None = None) -> dict[str, Reviewer]:
     return reviewers
 
 
-def authorised_reviewer(name: str | None, reviewers: dict[str, Reviewer] | None = None) -> Reviewer:
+def authorised_reviewer(name: str | None, reviewers: Reviewers) -> Reviewer:
     """The listed reviewer of that name; ReviewError otherwise."""
     if not name or not name.strip():
         raise ReviewError("no reviewer given: pass --reviewer NAME or set FITATLAS_REVIEWER")
     name = name.strip()
-    reviewers = load_reviewers() if reviewers is None else reviewers
     if name not in reviewers:
         listed = ", ".join(sorted(reviewers)) or "none yet (add yours: README, reviewer walkthrough)"
-        raise ReviewError(f"{name!r} is not a reviewer in {reviewers_path()}; reviewers: {listed}")
+        raise ReviewError(f"{name!r} is not a reviewer in {reviewers.path}; reviewers: {listed}")
     return reviewers[name]
 
 
 def signing_key(key: str | os.PathLike | None) -> Path:
-    """The private key to sign with: --key, else FITATLAS_REVIEW_KEY."""
-    chosen = key or os.environ.get(KEY_ENV)
+    """The private key to sign with (the CLI's --key, defaulting to FITATLAS_REVIEW_KEY)."""
+    chosen = key
     if not chosen:
         raise ReviewError(
             f"no signing key: decisions are signed with your SSH key; pass --key PATH or set {KEY_ENV} "
@@ -228,11 +228,10 @@ def _signing_fingerprint(message: bytes, signature_path: Path) -> str | None:
     return found.group(1).decode() if result.returncode == 0 and found else None
 
 
-def verify(message: bytes, signature: str | None, name: str, reviewers: dict[str, Reviewer] | None = None) -> str | None:
+def verify(message: bytes, signature: str | None, name: str, reviewers: Reviewers) -> str | None:
     """None when `signature` is `name`'s listed key's signature of `message`; else why not."""
-    reviewers = load_reviewers() if reviewers is None else reviewers
     if name not in reviewers:
-        return f"{name!r} is not a reviewer in {reviewers_path()} (any more)"
+        return f"{name!r} is not a reviewer in {reviewers.path} (any more)"
     if not signature or not signature.strip():
         return f"the decision by {name} is not signed"
     listed = reviewers[name]
@@ -254,7 +253,7 @@ def verify(message: bytes, signature: str | None, name: str, reviewers: dict[str
     if owner is not None:
         return f"the decision is signed with {owner}'s key, not {name}'s (listed key {listed.fingerprint})"
     return (
-        f"the decision is signed with key {fingerprint}, which {reviewers_path()} does not list for {name} "
+        f"the decision is signed with key {fingerprint}, which {reviewers.path} does not list for {name} "
         f"(listed key {listed.fingerprint})"
     )
 
@@ -274,7 +273,7 @@ def signed_fields(message: bytes | str | None) -> dict[str, Any] | None:
     return fields if canonical_message(fields) == raw else None
 
 
-def check_recorded(row: dict[str, Any], expected: dict[str, Any], reviewers: dict[str, Reviewer] | None = None) -> str | None:
+def check_recorded(row: dict[str, Any], expected: dict[str, Any], reviewers: Reviewers) -> str | None:
     """None when a stored decision row is what its reviewer signed and says what `expected` says.
 
     `row` is a ledger row with `signed_message` and `signature`; every field the message signs must

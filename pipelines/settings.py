@@ -1,27 +1,77 @@
-"""Where FitAtlas keeps its files, overridable by environment so tests and CI can run in a temp dir.
+"""FitAtlas's typed settings: where its files live, which sources it lands, how often it looks.
 
-One place decides every path: dbt reads the same warehouse through FITATLAS_WAREHOUSE, which
-`configure_environment` exports before any dbt invocation.
+The environment is read in one place, `Settings.from_environment` (and `Cadence.from_environment`),
+when a process starts: the CLI, or the code location loading (`pipelines.definitions`). What it reads
+is validated there, so a bad `FITATLAS_SOURCE` stops the code location from loading with the
+variable's name, instead of failing inside an asset. Assets never read the environment; they get
+these settings through Dagster resources (`pipelines.resources`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT_DIR = REPO_ROOT / "pipelines" / "snapshot"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+DEFAULT_WATCHLIST = REPO_ROOT / "pipelines" / "watchlist.yaml"
+DEFAULT_REVIEWERS = REPO_ROOT / "reviewers.yaml"
+
+SourceMode = Literal["snapshot", "live"]
+SOURCE_MODES: tuple[str, ...] = get_args(SourceMode)
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, named with the environment variable that set it."""
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Paths and the source mode; what the pure modules (batches, publishing, review) take."""
+
     data_dir: Path
-    source_mode: str  # "snapshot" (bundled, default) or "live"
+    source_mode: SourceMode
     snapshot_dir: Path
     spec_sheets_dir: Path
+    watchlist_path: Path = DEFAULT_WATCHLIST
+    reviewers_path: Path = DEFAULT_REVIEWERS
+
+    def __post_init__(self) -> None:
+        if self.source_mode not in SOURCE_MODES:
+            raise SettingsError(f"FITATLAS_SOURCE={self.source_mode!r}: expected one of {', '.join(SOURCE_MODES)}")
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, **overrides: object) -> Settings:
+        """The defaults (bundled snapshot, repo watchlist and reviewers) around `data_dir`."""
+        snapshot_dir = Path(overrides.pop("snapshot_dir", SNAPSHOT_DIR)).resolve()  # type: ignore[arg-type]
+        values: dict[str, object] = {
+            "data_dir": Path(data_dir).resolve(),
+            "source_mode": "snapshot",
+            "snapshot_dir": snapshot_dir,
+            "spec_sheets_dir": snapshot_dir / "spec_sheets",
+            **overrides,
+        }
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """FITATLAS_DATA_DIR, FITATLAS_SOURCE, FITATLAS_SNAPSHOT_DIR, FITATLAS_SPEC_SHEETS_DIR,
+        FITATLAS_WATCHLIST and FITATLAS_REVIEWERS, each defaulting to the repo's own."""
+        env = os.environ if environ is None else environ
+        snapshot_dir = Path(env.get("FITATLAS_SNAPSHOT_DIR") or SNAPSHOT_DIR).resolve()
+        return cls(
+            data_dir=Path(env.get("FITATLAS_DATA_DIR") or REPO_ROOT / "data").resolve(),
+            source_mode=env.get("FITATLAS_SOURCE") or "snapshot",  # type: ignore[arg-type]
+            snapshot_dir=snapshot_dir,
+            spec_sheets_dir=Path(env.get("FITATLAS_SPEC_SHEETS_DIR") or snapshot_dir / "spec_sheets").resolve(),
+            watchlist_path=Path(env.get("FITATLAS_WATCHLIST") or DEFAULT_WATCHLIST).resolve(),
+            reviewers_path=Path(env.get("FITATLAS_REVIEWERS") or DEFAULT_REVIEWERS).resolve(),
+        )
 
     @property
     def warehouse_path(self) -> Path:
@@ -38,22 +88,40 @@ class Settings:
         return self.data_dir / "published"
 
 
-def load_settings() -> Settings:
-    data_dir = Path(os.environ.get("FITATLAS_DATA_DIR", REPO_ROOT / "data")).resolve()
-    snapshot_dir = Path(os.environ.get("FITATLAS_SNAPSHOT_DIR", SNAPSHOT_DIR)).resolve()
-    return Settings(
-        data_dir=data_dir,
-        source_mode=os.environ.get("FITATLAS_SOURCE", "snapshot"),
-        snapshot_dir=snapshot_dir,
-        spec_sheets_dir=Path(os.environ.get("FITATLAS_SPEC_SHEETS_DIR", snapshot_dir / "spec_sheets")).resolve(),
-    )
+@dataclass(frozen=True)
+class Cadence:
+    """How often the daemon's sensors look and when the schedules fire: fixed when the code
+    location loads, since Dagster reads them from the sensor and schedule definitions."""
 
+    spec_sheet_sensor_s: int = 30
+    hf_sensor_s: int = 900
+    automation_s: int = 30
+    approval_sensor_s: int = 30
+    price_cron: str = "0 3 * * *"
+    full_refresh_cron: str = "0 4 * * 0"
 
-def configure_environment(settings: Settings | None = None) -> Settings:
-    """Export what dbt and the tools we call need: the shared warehouse path and no telemetry."""
-    settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["FITATLAS_WAREHOUSE"] = str(settings.warehouse_path)
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    return settings
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Cadence:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def seconds(name: str, default: int) -> int:
+            raw = env.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r}: expected a whole number of seconds") from None
+            if value < 1:
+                raise SettingsError(f"{name}={raw!r}: expected at least 1 second")
+            return value
+
+        return cls(
+            spec_sheet_sensor_s=seconds("FITATLAS_SPEC_SHEET_SENSOR_INTERVAL_S", defaults.spec_sheet_sensor_s),
+            hf_sensor_s=seconds("FITATLAS_HF_SENSOR_INTERVAL_S", defaults.hf_sensor_s),
+            automation_s=seconds("FITATLAS_AUTOMATION_INTERVAL_S", defaults.automation_s),
+            approval_sensor_s=seconds("FITATLAS_APPROVAL_SENSOR_INTERVAL_S", defaults.approval_sensor_s),
+            price_cron=env.get("FITATLAS_PRICE_SCHEDULE_CRON") or defaults.price_cron,
+            full_refresh_cron=env.get("FITATLAS_FULL_REFRESH_CRON") or defaults.full_refresh_cron,
+        )

@@ -15,12 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from fake_sources import LIVE_ENV_CLEARED, FakeSources, live_mode_env
+from fake_sources import FakeSources, live_mode_env
 
-from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.live_source import land_live_batch, live_units, parse_model_info
 from pipelines.defs.quality.suites import load_suite, validate_frame
-from pipelines.settings import load_settings
+from pipelines.resources import LiveSourcesResource, WarehouseResource
+from pipelines.settings import Settings
 from pipelines.warehouse import connect, read_table
 from sizing.architecture import describe
 from sizing.hf_config import HFConfig
@@ -34,6 +34,8 @@ from sizing.quantization import (
     precision_from_safetensors,
     read_scheme,
 )
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "pipelines" / "snapshot" / "hf"
@@ -419,7 +421,7 @@ def test_parse_model_info_keeps_the_per_dtype_counts():
     assert parse_model_info(json.dumps({"sha": "b" * 40}).encode(), "u").safetensors_parameters is None
 
 
-def test_live_model_info_reaches_describe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_live_model_info_reaches_describe(tmp_path: Path):
     """The fake Hub serves `safetensors.parameters`; live landing keeps it in `record.model_info`,
     the staging SQL exposes it and the model_specs asset hands it to describe."""
     from pipelines.defs.sizing.assets import model_specs
@@ -431,15 +433,12 @@ def test_live_model_info_reaches_describe(tmp_path: Path, monkeypatch: pytest.Mo
     with FakeSources() as server:
         server.add_model("Qwen/Qwen2.5-1.5B", sha="1" * 40, safetensors_parameters=bf16_qwen)
         server.add_model("Qwen/Qwen3-30B-A3B-FP8", sha="1" * 40, safetensors_parameters=bf16_30b)
-        for name, value in live_mode_env(server, tmp_path / "data", watchlist, ("lambda",)).items():
-            monkeypatch.setenv(name, value)
-        for name in LIVE_ENV_CLEARED:
-            monkeypatch.delenv(name, raising=False)
-        settings = load_settings()
-        config = LiveConfig.from_env()
+        env = live_mode_env(server, tmp_path / "data", watchlist, ("lambda",))
+        settings = Settings.from_environment(env)
+        config = LiveSourcesResource.from_environment(env).live_config()
         with config.fetcher() as fetcher, connect(settings.warehouse_path) as con:
-            batch = live_units("hf_model_configs", con, config, fetcher,
-                               spec_sheets_dir=settings.spec_sheets_dir, snapshot_dir=settings.snapshot_dir)
+            batch = live_units("hf_model_configs", con, config, fetcher, spec_sheets_dir=settings.spec_sheets_dir,
+                               snapshot_dir=settings.snapshot_dir, watchlist_path=settings.watchlist_path)
             report = land_live_batch(con, raw_table="hf_model_configs", batch_id="b1", batch=batch)
             assert report.records_landed == 2 and not report.failures
             staging = STAGING_SQL.read_text().replace("{{ source('raw', 'hf_model_configs') }}", "raw.hf_model_configs")
@@ -449,7 +448,7 @@ def test_live_model_info_reaches_describe(tmp_path: Path, monkeypatch: pytest.Mo
                 "select model_id, model_info_safetensors_parameters::varchar from staging.stg_hf__model_configs").fetchall())
         assert json.loads(staged["Qwen/Qwen2.5-1.5B"]) == bf16_qwen
 
-    model_specs(dg.build_asset_context())
+    model_specs(dg.build_asset_context(), warehouse=WarehouseResource(database=str(settings.warehouse_path)))
     with connect(settings.warehouse_path) as con:
         rows = {r["model_id"]: r for r in read_table(con, "select * from sizing.model_specs").iter_rows(named=True)}
     qwen = rows["Qwen/Qwen2.5-1.5B"]

@@ -21,6 +21,8 @@ from duckdb_rows import query
 from pipelines.defs.ingest.landing import land_units
 from pipelines.defs.ingest.snapshot_source import snapshot_units
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "pipelines" / "snapshot"
 DBT_PROJECT = REPO / "dbt_project"
@@ -60,10 +62,9 @@ def dbt_build(warehouse: Path, selection: str = SELECTION, exclude: str = MODEL_
 def describe_models(data_dir: Path) -> None:
     """The real `model_specs` asset on `<data_dir>/warehouse.duckdb` (sizing.model_specs)."""
     from pipelines.defs.sizing.assets import model_specs
+    from pipelines.resources import WarehouseResource
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FITATLAS_DATA_DIR", str(data_dir))
-        model_specs(dg.build_asset_context())
+    model_specs(dg.build_asset_context(), warehouse=WarehouseResource(database=str(data_dir / "warehouse.duckdb")))
 
 
 def build_warehouse(data_dir: Path, snapshot: Path = SNAPSHOT) -> Path:

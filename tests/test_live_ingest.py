@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_sources import LIVE_ENV_CLEARED, GENAI_PATH, LITELLM_PATH, OPENROUTER_PATH, FakeSources, Fault, litellm_subset, live_mode_env, skypilot_path
+from fake_sources import GENAI_PATH, LITELLM_PATH, OPENROUTER_PATH, FakeSources, Fault, litellm_subset, live_mode_env, skypilot_path
 
 from pipelines.defs.ingest.http import (
     Fetched,
@@ -26,7 +26,8 @@ from pipelines.defs.ingest.landing import LandingReport
 from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.live_source import land_live_batch, live_units
 from pipelines.defs.ingest.watchlist import is_valid_repo_id, read_watchlist
-from pipelines.settings import load_settings
+from pipelines.resources import LiveSourcesResource
+from pipelines.settings import Settings
 from pipelines.warehouse import connect
 
 TOKEN = "hf_TESTtokenNEVERtoLEAK0123456789"
@@ -56,41 +57,60 @@ def fetcher_for(server: FakeSources, policy: HttpPolicy = FAST, token: str | Non
     )
 
 
+class LiveSetup:
+    """Live mode pointed at the fake server: a temp warehouse, a temp watchlist, tiny timeouts. The
+    settings and live sources come from `env`, read as the code location reads the process
+    environment; only the Hub token goes through the process environment (it is a `dg.EnvVar`)."""
+
+    def __init__(self, server: FakeSources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+        self.watchlist = tmp_path / "watchlist.yaml"
+        self.env = live_mode_env(server, tmp_path / "data", self.watchlist, ("lambda", "vast"))
+        self._monkeypatch = monkeypatch
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+
+    def use_token(self, token: str) -> None:
+        self._monkeypatch.setenv("HF_TOKEN", token)
+        self.env["HF_TOKEN"] = token
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_environment(self.env)
+
+    def live_config(self) -> LiveConfig:
+        return LiveSourcesResource.from_environment(self.env).process_config_and_initialize().live_config()
+
+
 @pytest.fixture
-def live_env(server: FakeSources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Live mode pointed at the fake server, a temp warehouse, a temp watchlist, tiny timeouts."""
-    watchlist = tmp_path / "watchlist.yaml"
-    watchlist.write_text("models:\n" + "".join(f"  - {repo}\n" for repo in SMALL_MODELS))
+def live_env(server: FakeSources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LiveSetup:
+    setup = LiveSetup(server, tmp_path, monkeypatch)
+    setup.watchlist.write_text("models:\n" + "".join(f"  - {repo}\n" for repo in SMALL_MODELS))
     for repo in SMALL_MODELS:
         server.add_model(repo, sha="1" * 40)
     server.bodies[LITELLM_PATH] = litellm_subset(300)
-    env = live_mode_env(server, tmp_path / "data", watchlist, ("lambda", "vast"))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in LIVE_ENV_CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    return watchlist
+    return setup
 
 
-def run_live(raw_table: str, *, batch_id: str = "batch-1", items=(), force: bool = False) -> tuple[LandingReport, dict]:
-    settings = load_settings()
-    config = LiveConfig.from_env()
+def run_live(
+    setup: LiveSetup, raw_table: str, *, batch_id: str = "batch-1", items=(), force: bool = False
+) -> tuple[LandingReport, dict]:
+    settings, config = setup.settings, setup.live_config()
     with config.fetcher() as fetcher, connect(settings.warehouse_path) as con:
         batch = live_units(
             raw_table, con, config, fetcher,
-            spec_sheets_dir=settings.spec_sheets_dir, snapshot_dir=settings.snapshot_dir, items=items, force=force,
+            spec_sheets_dir=settings.spec_sheets_dir, snapshot_dir=settings.snapshot_dir,
+            watchlist_path=settings.watchlist_path, items=items, force=force,
         )
         report = land_live_batch(con, raw_table=raw_table, batch_id=batch_id, batch=batch)
     return report, batch.as_metadata()
 
 
-def query(sql: str, params=None) -> list[tuple]:
-    with connect(load_settings().warehouse_path) as con:
+def query(setup: LiveSetup, sql: str, params=None) -> list[tuple]:
+    with connect(setup.settings.warehouse_path) as con:
         return con.execute(sql, params or []).fetchall()
 
 
-def failures(raw_table: str) -> dict[str, str]:
-    return dict(query("select coalesce(record_key, location), reason from raw.ingest_failures where raw_table = ?", [raw_table]))
+def failures(setup: LiveSetup, raw_table: str) -> dict[str, str]:
+    return dict(query(setup, "select coalesce(record_key, location), reason from raw.ingest_failures where raw_table = ?", [raw_table]))
 
 
 # --- the fetcher on its own ---------------------------------------------------------------------
@@ -233,52 +253,52 @@ def test_the_token_goes_to_the_hub_host_only_and_never_into_outcomes_or_logs(ser
 # --- live units landed ----------------------------------------------------------------------------
 
 
-def test_hf_models_land_with_model_info_and_a_second_run_lands_nothing(server: FakeSources, live_env: Path):
+def test_hf_models_land_with_model_info_and_a_second_run_lands_nothing(server: FakeSources, live_env: LiveSetup):
     server.models["Qwen/Qwen3-0.6B"].parameters = 596_049_920
-    report, meta = run_live("hf_model_configs")
+    report, meta = run_live(live_env, "hf_model_configs")
     assert report.records_landed == len(SMALL_MODELS) and not report.failures
-    record = json.loads(query("select record from raw.hf_model_configs where record_key = 'Qwen/Qwen3-0.6B'")[0][0])
+    record = json.loads(query(live_env, "select record from raw.hf_model_configs where record_key = 'Qwen/Qwen3-0.6B'")[0][0])
     assert record["model_info"] == {
         "sha": "1" * 40, "lastModified": "2026-11-20T10:00:00.000Z", "gated": False,
         "license": "apache-2.0", "safetensors_total": 596_049_920,
         "safetensors_parameters": {"BF16": 596_049_920},
     }
     assert record["config"]["model_type"] == "qwen3"
-    nvfp4 = json.loads(query("select record from raw.hf_model_configs where record_key = 'nvidia/DeepSeek-V3.1-NVFP4'")[0][0])
+    nvfp4 = json.loads(query(live_env, "select record from raw.hf_model_configs where record_key = 'nvidia/DeepSeek-V3.1-NVFP4'")[0][0])
     assert nvfp4["quant_config"]["quantization"]["quant_algo"] == "NVFP4"
-    assert query("select distinct location from raw.hf_model_configs where record_key = 'microsoft/phi-2'") == [
+    assert query(live_env, "select distinct location from raw.hf_model_configs where record_key = 'microsoft/phi-2'") == [
         (f"{server.base_url}/microsoft/phi-2/resolve/{'1' * 40}",)
     ]
 
     configs_before = len([p for p in server.paths_requested() if "/resolve/" in p])
-    report, meta = run_live("hf_model_configs", batch_id="batch-2")
+    report, meta = run_live(live_env, "hf_model_configs", batch_id="batch-2")
     assert report.records_landed == 0 and report.files_seen == 0
     assert meta["items_unchanged_at_source"] == len(SMALL_MODELS)
     assert len([p for p in server.paths_requested() if "/resolve/" in p]) == configs_before
 
 
-def test_a_changed_sha_refetches_only_that_model(server: FakeSources, live_env: Path):
-    run_live("hf_model_configs")
+def test_a_changed_sha_refetches_only_that_model(server: FakeSources, live_env: LiveSetup):
+    run_live(live_env, "hf_model_configs")
     server.models["Qwen/Qwen2.5-1.5B"].sha = "2" * 40
-    report, _ = run_live("hf_model_configs", batch_id="batch-2")
+    report, _ = run_live(live_env, "hf_model_configs", batch_id="batch-2")
     assert report.records_landed == 1
-    assert query("select record_key from raw.hf_model_configs where batch_id = 'batch-2'") == [("Qwen/Qwen2.5-1.5B",)]
+    assert query(live_env, "select record_key from raw.hf_model_configs where batch_id = 'batch-2'") == [("Qwen/Qwen2.5-1.5B",)]
     resolved_again = [p for p in server.paths_requested() if f"/resolve/{'2' * 40}/" in p]
     assert resolved_again == ["/Qwen/Qwen2.5-1.5B/resolve/" + "2" * 40 + "/config.json"]
 
 
-def test_optional_files_absent_from_the_listing_are_probed_and_404_means_absent(server: FakeSources, live_env: Path):
+def test_optional_files_absent_from_the_listing_are_probed_and_404_means_absent(server: FakeSources, live_env: LiveSetup):
     for model in server.models.values():
         model.list_siblings = False
-    report, _ = run_live("hf_model_configs")
+    report, _ = run_live(live_env, "hf_model_configs")
     assert report.records_landed == len(SMALL_MODELS) and not report.failures
-    phi2 = json.loads(query("select record from raw.hf_model_configs where record_key = 'microsoft/phi-2'")[0][0])
+    phi2 = json.loads(query(live_env, "select record from raw.hf_model_configs where record_key = 'microsoft/phi-2'")[0][0])
     assert phi2["quant_config"] is None and phi2["safetensors_metadata"] is None
 
 
-def test_bad_models_are_recorded_and_good_ones_land(server: FakeSources, live_env: Path, monkeypatch):
+def test_bad_models_are_recorded_and_good_ones_land(server: FakeSources, live_env: LiveSetup, monkeypatch):
     sha = "1" * 40
-    live_env.write_text(
+    live_env.watchlist.write_text(
         "models:\n"
         + "".join(f"  - {repo}\n" for repo in SMALL_MODELS)
         + "  - meta-llama/Llama-3.2-3B\n  - nobody/does-not-exist\n  - ../../etc/passwd\n  - \"x/y;drop table raw.hf_model_configs\"\n"
@@ -289,10 +309,10 @@ def test_bad_models_are_recorded_and_good_ones_land(server: FakeSources, live_en
     server.fail("/api/models/microsoft/phi-2", Fault.rate_limited(retry_after="0"), Fault.status_code(500))
     server.always(f"/nvidia/DeepSeek-V3.1-NVFP4/resolve/{sha}/hf_quant_config.json", Fault.status_code(503))
 
-    report, meta = run_live("hf_model_configs")
+    report, meta = run_live(live_env, "hf_model_configs")
 
-    assert query("select record_key from raw.hf_model_configs") == [("microsoft/phi-2",)]
-    reasons = failures("hf_model_configs")
+    assert query(live_env, "select record_key from raw.hf_model_configs") == [("microsoft/phi-2",)]
+    reasons = failures(live_env, "hf_model_configs")
     assert "gated or unauthorised (HTTP 401)" in reasons["meta-llama/Llama-3.2-3B"]
     assert reasons["nobody/does-not-exist"].startswith("not found (HTTP 404)")
     assert "HTML page" in reasons["Qwen/Qwen3-0.6B"]
@@ -303,62 +323,62 @@ def test_bad_models_are_recorded_and_good_ones_land(server: FakeSources, live_en
     assert meta["http_retries"] >= 2 + 2  # phi-2's 429 and 500, DeepSeek's two 503 retries
     assert not any("etc/passwd" in path or "drop" in path for path in server.paths_requested())
 
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    report, _ = run_live("hf_model_configs", batch_id="batch-2")
-    assert query("select record_key from raw.hf_model_configs where batch_id = 'batch-2'") == [("meta-llama/Llama-3.2-3B",)]
+    live_env.use_token(TOKEN)
+    report, _ = run_live(live_env, "hf_model_configs", batch_id="batch-2")
+    assert query(live_env, "select record_key from raw.hf_model_configs where batch_id = 'batch-2'") == [("meta-llama/Llama-3.2-3B",)]
 
 
-def test_prices_land_then_come_back_not_modified(server: FakeSources, live_env: Path):
+def test_prices_land_then_come_back_not_modified(server: FakeSources, live_env: LiveSetup):
     for table, expected in [("openrouter_models", 414), ("litellm_prices", 300), ("genai_prices", 100), ("gpu_rental_prices", 100)]:
-        report, meta = run_live(table)
+        report, meta = run_live(live_env, table)
         assert report.records_landed >= expected, table
-        again, meta = run_live(table, batch_id="batch-2")
+        again, meta = run_live(live_env, table, batch_id="batch-2")
         assert again.records_landed == 0 and again.files_seen == 0, table
         assert meta["items_unchanged_at_source"] == meta["items_checked"]
     assert server.requests_to(OPENROUTER_PATH)[-1].headers.get("if-none-match")
 
 
-def test_changed_price_file_lands_again(server: FakeSources, live_env: Path):
-    run_live("openrouter_models")
+def test_changed_price_file_lands_again(server: FakeSources, live_env: LiveSetup):
+    run_live(live_env, "openrouter_models")
     document = json.loads((Path(__file__).resolve().parents[1].parent / "shared/data/prices/openrouter_api_v1_models_2026-08-19.json").read_bytes())
     document["data"][0]["pricing"]["prompt"] = "0.000001"
     server.bodies[OPENROUTER_PATH] = json.dumps(document).encode()
-    report, _ = run_live("openrouter_models", batch_id="batch-2")
+    report, _ = run_live(live_env, "openrouter_models", batch_id="batch-2")
     assert report.records_landed == len(document["data"])
 
 
-def test_bad_price_bodies_are_failures_and_are_fetched_again_next_time(server: FakeSources, live_env: Path):
+def test_bad_price_bodies_are_failures_and_are_fetched_again_next_time(server: FakeSources, live_env: LiveSetup):
     server.fail(LITELLM_PATH, Fault.html())
     server.fail(OPENROUTER_PATH, Fault.truncated_json())
     server.fail(skypilot_path("vast"), Fault.redirect("http://evil.example/vms.csv"))
-    run_live("litellm_prices")
-    run_live("openrouter_models")
-    rental, _ = run_live("gpu_rental_prices")
-    reasons = failures("litellm_prices") | failures("openrouter_models") | failures("gpu_rental_prices")
+    run_live(live_env, "litellm_prices")
+    run_live(live_env, "openrouter_models")
+    rental, _ = run_live(live_env, "gpu_rental_prices")
+    reasons = failures(live_env, "litellm_prices") | failures(live_env, "openrouter_models") | failures(live_env, "gpu_rental_prices")
     assert "HTML page" in reasons[server.url(LITELLM_PATH)]
     assert "malformed JSON" in reasons[server.url(OPENROUTER_PATH)]
     assert "'evil.example', which is not allowed" in reasons[server.url(skypilot_path("vast"))]
     assert rental.records_landed > 0  # lambda's catalog landed beside vast's failure
-    assert query("select count(*) from raw.http_cache where url = ?", [server.url(LITELLM_PATH)]) == [(0,)]
+    assert query(live_env, "select count(*) from raw.http_cache where url = ?", [server.url(LITELLM_PATH)]) == [(0,)]
 
-    report, meta = run_live("litellm_prices", batch_id="batch-2")
+    report, meta = run_live(live_env, "litellm_prices", batch_id="batch-2")
     assert report.records_landed == 300 and meta["items_unchanged_at_source"] == 0
 
 
-def test_token_never_leaks_into_warehouse_logs_or_metadata(server: FakeSources, live_env: Path, monkeypatch, caplog):
+def test_token_never_leaks_into_warehouse_logs_or_metadata(server: FakeSources, live_env: LiveSetup, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    live_env.use_token(TOKEN)
     server.add_model("meta-llama/Llama-3.2-3B", gated="manual")
-    live_env.write_text("models:\n  - meta-llama/Llama-3.2-3B\n  - Qwen/Qwen3-0.6B\n  - nobody/missing\n")
+    live_env.watchlist.write_text("models:\n  - meta-llama/Llama-3.2-3B\n  - Qwen/Qwen3-0.6B\n  - nobody/missing\n")
     server.always("/api/models/Qwen/Qwen3-0.6B", Fault.status_code(500, body=f"debug: {TOKEN}".encode()))
-    report, meta = run_live("hf_model_configs")
+    report, meta = run_live(live_env, "hf_model_configs")
     assert report.records_landed == 1
-    dumped = json.dumps(query("select * from raw.ingest_failures"), default=str)
-    dumped += json.dumps(query("select * from raw.hf_model_configs"), default=str)
+    dumped = json.dumps(query(live_env, "select * from raw.ingest_failures"), default=str)
+    dumped += json.dumps(query(live_env, "select * from raw.hf_model_configs"), default=str)
     dumped += json.dumps(report.as_metadata()) + json.dumps(meta) + " ".join(map(str, report.failures))
-    dumped += repr(LiveConfig.from_env()) + caplog.text
+    dumped += repr(live_env.live_config()) + caplog.text
     assert TOKEN not in dumped
-    assert "Secret('***')" in repr(LiveConfig.from_env())
+    assert "Secret('***')" in repr(live_env.live_config())
 
 
 def test_watchlist_validation():
@@ -449,10 +469,10 @@ def test_concurrency_is_bounded_by_the_policy(server: FakeSources):
         assert 1 <= server.max_in_flight <= workers, (workers, server.max_in_flight)
 
 
-def test_price_rows_record_http_status_etag_and_content_provenance(server: FakeSources, live_env: Path):
-    run_live("genai_prices")
+def test_price_rows_record_http_status_etag_and_content_provenance(server: FakeSources, live_env: LiveSetup):
+    run_live(live_env, "genai_prices")
     body = (Path(__file__).resolve().parents[1].parent / "shared/data/prices/genai-prices_data.json").read_bytes()
-    rows = set(query("select location, http_status, etag, content_sha256, content_bytes from raw.genai_prices"))
+    rows = set(query(live_env, "select location, http_status, etag, content_sha256, content_bytes from raw.genai_prices"))
     etag = f'"{hashlib.sha256(body).hexdigest()[:20]}"'  # what fake_sources sends
     assert rows == {(server.url(GENAI_PATH), 200, etag, hashlib.sha256(body).hexdigest(), len(body))}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from duckdb_rows import query
+from pipeline_runs import run_job
 from fake_sources import (
     LITELLM_PATH,
     LIVE_ENV_CLEARED,
@@ -32,7 +33,9 @@ from fake_sources import (
 )
 
 from pipelines.defs.ingest.assets import RAW_SOURCES
-from pipelines.settings import REPO_ROOT
+from pipelines.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.integration
 
 SHA = "c" * 40
 INSTRUCT = "meta-llama/Llama-3.1-8B-Instruct"  # served from the base repo's config, like the snapshot does
@@ -56,7 +59,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("live_pipeline")
     watchlist = tmp / "watchlist.yaml"
     watchlist.write_text("models:\n" + "".join(f"  - {json.dumps(repo)}\n" for repo in WATCHLIST))
-    with FakeSources() as server, pytest.MonkeyPatch.context() as mp:
+    with FakeSources() as server:
         server.add_model(INSTRUCT, sha=SHA, directory=SHARED_DATA / "hf_configs" / "meta-llama__Meta-Llama-3.1-8B")
         for repo in ("Qwen/Qwen3-0.6B", "Qwen/Qwen2.5-1.5B", TRUNCATED, HTML):
             server.add_model(repo, sha=SHA)
@@ -70,26 +73,17 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         server.always(RUNPOD_PATH, Fault.oversized(12 * 1024 * 1024, declare_length=False))
         server.bodies[LITELLM_PATH] = litellm_subset(300)
         data_dir = tmp / "data"
-        env = {
-            **live_mode_env(server, data_dir, watchlist, ("lambda", "vast", "runpod")),
-            "FITATLAS_WAREHOUSE": str(data_dir / "warehouse.duckdb"),
-        }
-        for name, value in env.items():
-            mp.setenv(name, value)
-        for name in LIVE_ENV_CLEARED:
-            mp.delenv(name, raising=False)
-        yield server, data_dir
+        env = live_mode_env(server, data_dir, watchlist, ("lambda", "vast", "runpod"))
+        yield server, data_dir, env
 
 
 @pytest.fixture(scope="module")
 def first_run(live):
-    server, data_dir = live
-    from pipelines.definitions import defs
-
+    server, data_dir, env = live
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+        result = run_job(Settings.from_environment(env), instance, environ=env)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
-        yield server, data_dir, instance, result
+        yield server, data_dir, env, instance, result
 
 
 def raw_counts(warehouse: Path) -> dict[str, int]:
@@ -101,7 +95,7 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg
 
 
 def test_the_good_models_are_published_with_recommendations(first_run):
-    _server, data_dir, _instance, _result = first_run
+    _server, data_dir, _env, _instance, _result = first_run
     published = data_dir / "published.duckdb"
     assert {row[0] for row in query(published, "select model_id from models")} == GOOD
     assert {row[0] for row in query(published, "select distinct model_id from recommendations")} == GOOD
@@ -115,7 +109,7 @@ def test_the_good_models_are_published_with_recommendations(first_run):
 
 
 def test_each_fault_is_recorded_with_its_reason_and_holds_back_only_its_item(first_run):
-    server, data_dir, _instance, result = first_run
+    server, data_dir, _env, _instance, result = first_run
     warehouse = data_dir / "warehouse.duckdb"
     rows = query(
         warehouse,
@@ -146,7 +140,7 @@ def test_each_fault_is_recorded_with_its_reason_and_holds_back_only_its_item(fir
 
 
 def test_held_back_models_prices_stay_unmapped_and_visible(first_run):
-    _server, data_dir, _instance, _result = first_run
+    _server, data_dir, _env, _instance, _result = first_run
     warehouse = data_dir / "warehouse.duckdb"
     unmapped = {
         row[0]
@@ -161,7 +155,7 @@ def test_held_back_models_prices_stay_unmapped_and_visible(first_run):
 
 
 def test_failures_and_unmapped_prices_are_warning_checks(first_run):
-    _server, _data_dir, _instance, result = first_run
+    _server, _data_dir, _env, _instance, result = first_run
     checks = check_results(result)
     hf = checks[("raw/hf_model_configs", "no_ingest_failures")]
     assert hf.passed is False and hf.severity == dg.AssetCheckSeverity.WARN
@@ -178,7 +172,7 @@ def test_failures_and_unmapped_prices_are_warning_checks(first_run):
 
 
 def test_progress_and_counts_are_in_logs_and_metadata(first_run):
-    _server, _data_dir, instance, result = first_run
+    _server, _data_dir, _env, instance, result = first_run
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("raw.hf_model_configs: 6 of 6 checked at the source" in m for m in messages)
     assert any("raw.gpu_rental_prices: 3 of 3 checked at the source" in m for m in messages)
@@ -192,7 +186,7 @@ def test_progress_and_counts_are_in_logs_and_metadata(first_run):
 
 
 def test_provenance_of_each_landed_row(first_run):
-    server, data_dir, _instance, _result = first_run
+    server, data_dir, _env, _instance, _result = first_run
     warehouse = data_dir / "warehouse.duckdb"
     rows = query(
         warehouse,
@@ -208,7 +202,7 @@ def test_provenance_of_each_landed_row(first_run):
 
 def test_a_second_run_with_the_documented_command_lands_and_publishes_nothing(first_run, tmp_path: Path):
     """`FITATLAS_SOURCE=live HF_ENDPOINT=... fitatlas run` as a real process, on the same data dir."""
-    _server, data_dir, _instance, _result = first_run
+    _server, data_dir, env, _instance, _result = first_run
     warehouse = data_dir / "warehouse.duckdb"
     published = data_dir / "published.duckdb"
     counts_before = raw_counts(warehouse)
@@ -217,7 +211,11 @@ def test_a_second_run_with_the_documented_command_lands_and_publishes_nothing(fi
     home = tmp_path / "dagster_home"
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("fitatlas")), "run", "--log-level", "INFO"],
-        env={**os.environ, "DAGSTER_HOME": str(home)},
+        env={
+            **{name: value for name, value in os.environ.items() if name not in LIVE_ENV_CLEARED},
+            **env,
+            "DAGSTER_HOME": str(home),
+        },
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -18,11 +18,14 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines.publishing import exclusive_lock, read_publications
 from pipelines.review_ledger import get_batch
-from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR, load_settings
+from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR, Settings
 from pipelines.warehouse import WAREHOUSE_POOL, warehouse_lock, warehouse_lock_path
+
+pytestmark = pytest.mark.integration
 
 # --- the executor alone ----------------------------------------------------------------------------
 
@@ -40,9 +43,10 @@ def writes_nothing() -> None:
 def _job(name: str, asset) -> dg.JobDefinition:
     from pipelines.defs.executor import warehouse_writer_executor
 
-    defs = dg.Definitions(
-        assets=[asset], jobs=[dg.define_asset_job(name, selection=[asset.key])], executor=warehouse_writer_executor
-    )
+    # Rebuilt in each step process from this file: the data dir reaches it the way it reaches the
+    # code location, through the process environment.
+    executor = warehouse_writer_executor(Settings.from_environment().data_dir)
+    defs = dg.Definitions(assets=[asset], jobs=[dg.define_asset_job(name, selection=[asset.key])], executor=executor)
     return defs.resolve_job_def(name)
 
 
@@ -62,6 +66,8 @@ def reconstructable_from_this_file(function: str):
 
 
 def test_a_daemon_style_run_waits_for_the_warehouse_lock_and_says_for_whom(tmp_path, monkeypatch):
+    from processes import wait_for  # not at the top: step processes load this file without tests/ on their path
+
     data_dir = tmp_path / "data dir's"
     monkeypatch.setenv("FITATLAS_DATA_DIR", str(data_dir))
     mark = tmp_path / "mark"
@@ -76,11 +82,10 @@ def test_a_daemon_style_run_waits_for_the_warehouse_lock_and_says_for_whom(tmp_p
         with warehouse_lock(data_dir, holder="fitatlas run (pid 4242)"):
             worker = threading.Thread(target=run)
             worker.start()
-            deadline = time.monotonic() + 60
-            while not any("waiting for the warehouse" in (e.user_message or "") for r in instance.get_runs() for e in instance.all_logs(r.run_id)):
-                assert time.monotonic() < deadline, "the run never reported waiting for the lock"
-                time.sleep(0.2)
-            time.sleep(1)
+            wait_for(
+                lambda: any("waiting for the warehouse" in (e.user_message or "") for r in instance.get_runs() for e in instance.all_logs(r.run_id)),
+                300, "the run to report waiting for the warehouse lock", interval_s=0.2,
+            )
             assert not mark.exists()  # it did not write while the lock was held
             released_at = time.time()
         worker.join(timeout=120)
@@ -101,7 +106,7 @@ def test_the_code_location_runs_every_job_with_the_warehouse_writer_executor():
     from pipelines.definitions import defs
 
     with dg.instance_for_test():
-        names = {job.executor_def.name for job in defs.get_repository_def().get_all_jobs()}
+        names = {job.executor_def.name for job in defs().get_repository_def().get_all_jobs()}
     assert names == {"multiprocess_warehouse_writer"}
 
 
@@ -206,7 +211,7 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
         stop_process_group(daemon)
         if cli is not None:
             stop_process_group(cli)
-    settings = load_settings()
+    settings = Settings.for_data_dir(data_dir)
     history = read_publications(settings.published_path)
     hashes = [row["content_sha256"] for row in history]
     assert hashes and len(hashes) == len(set(hashes))  # each content is published once

@@ -7,36 +7,25 @@ real Great Expectations suites. Expected values cite their source.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import dagster as dg
 import pytest
 from duckdb_rows import query
+from pipeline_runs import run_pipeline
 
 from pipelines.publishing import PUBLISHED_TABLES
 from pipelines.settings import SNAPSHOT_DIR
 
-
-def run_pipeline(data_dir: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    os.environ["FITATLAS_DATA_DIR"] = str(data_dir)
-    from pipelines.definitions import defs
-
-    return defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("data")
-    previous = os.environ.get("FITATLAS_DATA_DIR")
     with dg.DagsterInstance.ephemeral() as instance:
         result = run_pipeline(data_dir, instance)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         yield data_dir, instance, result
-    if previous is None:
-        os.environ.pop("FITATLAS_DATA_DIR", None)
-    else:
-        os.environ["FITATLAS_DATA_DIR"] = previous
 
 
 def snapshot_model_ids() -> set[str]:
@@ -144,11 +133,7 @@ def test_failing_blocking_check_leaves_previous_publication_untouched(published,
     text = memory_sheet.read_text()
     assert "NVIDIA H100 SXM,80,HBM3,3.35" in text
     memory_sheet.write_text(text.replace("NVIDIA H100 SXM,80,HBM3,3.35", "NVIDIA H100 SXM,8000,HBM3,3.35"))
-    os.environ["FITATLAS_SPEC_SHEETS_DIR"] = str(sheets)
-    try:
-        result = run_pipeline(data_dir, instance)
-    finally:
-        del os.environ["FITATLAS_SPEC_SHEETS_DIR"]
+    result = run_pipeline(data_dir, instance, spec_sheets_dir=sheets)
     checks = {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["gpus"] is False
     assert not any(e.asset_key == dg.AssetKey("publication") for e in result.get_asset_materialization_events())
@@ -161,6 +146,12 @@ def test_failing_blocking_check_leaves_previous_publication_untouched(published,
     assert json.loads(failing[0][0])["memory_gb"] > 2000
 
 
+@pytest.fixture
+def cli_env(published, monkeypatch: pytest.MonkeyPatch):
+    """The CLI reads its settings from the environment: point it at the published data dir."""
+    monkeypatch.setenv("FITATLAS_DATA_DIR", str(published[0]))
+
+
 def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
     from pipelines.cli import main
 
@@ -169,7 +160,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
-def test_cli_gpus_lists_the_published_gpus(published, capsys):
+def test_cli_gpus_lists_the_published_gpus(cli_env, capsys):
     code, out, _ = run_cli(["gpus", "--json"], capsys)
     gpus = {g["gpu_id"]: g for g in json.loads(out)}
     assert code == 0 and len(gpus) >= 40
@@ -177,7 +168,7 @@ def test_cli_gpus_lists_the_published_gpus(published, capsys):
     assert {k: gpus["nvidia-h100-sxm-80gb"][k] for k in ("vendor", "memory_gb")} == {"vendor": "NVIDIA", "memory_gb": 85.899}
 
 
-def test_cli_estimate_on_a_gpu(published, capsys):
+def test_cli_estimate_on_a_gpu(cli_env, capsys):
     config = SNAPSHOT_DIR / "hf" / "meta-llama__Meta-Llama-3.1-8B" / "config.json"
     code, out, _ = run_cli(
         ["estimate", "--config", str(config), "--gpu", "nvidia-h100-sxm-80gb", "--precision", "fp8",
@@ -201,12 +192,12 @@ def test_cli_estimate_on_a_gpu(published, capsys):
         (["estimate", "--config", str(SNAPSHOT_DIR / "SNAPSHOT.json"), "--gpu", "no-such-gpu"], "unknown GPU id 'no-such-gpu'"),
     ],
 )
-def test_cli_estimate_errors_name_the_item(published, capsys, args, message):
+def test_cli_estimate_errors_name_the_item(cli_env, capsys, args, message):
     code, _, err = run_cli(args, capsys)
     assert code == 2 and message in err
 
 
-def test_cli_estimate_rejects_bad_json(published, capsys, tmp_path):
+def test_cli_estimate_rejects_bad_json(cli_env, capsys, tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text("{not json")
     code, _, err = run_cli(["estimate", "--config", str(bad)], capsys)

@@ -17,14 +17,16 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from duckdb_rows import query
+from pipeline_runs import run_live
 from fake_sources import (
     LITELLM_PATH,
-    LIVE_ENV_CLEARED,
     SHARED_DATA,
     FakeSources,
     litellm_subset,
     live_mode_env,
 )
+
+pytestmark = pytest.mark.integration
 
 SHA = "d" * 40
 GOOD = {"Qwen/Qwen3-0.6B", "Qwen/Qwen2.5-1.5B"}
@@ -55,23 +57,16 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("poisoned")
     watchlist = tmp / "watchlist.yaml"
     watchlist.write_text("models:\n" + "".join(f"  - {json.dumps(repo)}\n" for repo in WATCHLIST))
-    with FakeSources() as server, pytest.MonkeyPatch.context() as mp:
+    with FakeSources() as server:
         for repo in GOOD:
             server.add_model(repo, sha=SHA)
         for repo, directory in poisoned_dirs(tmp / "hub").items():
             server.add_model(repo, sha=SHA, directory=directory)
         server.bodies[LITELLM_PATH] = litellm_subset(300)
         data_dir = tmp / "data"
-        env = {**live_mode_env(server, data_dir, watchlist, ("lambda",)), "FITATLAS_WAREHOUSE": str(data_dir / "warehouse.duckdb")}
-        for name, value in env.items():
-            mp.setenv(name, value)
-        for name in LIVE_ENV_CLEARED:
-            mp.delenv(name, raising=False)
-        from pipelines.definitions import defs
-
+        env = live_mode_env(server, data_dir, watchlist, ("lambda",))
         with dg.DagsterInstance.ephemeral() as instance:
-            result = defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
-            yield data_dir, result
+            yield data_dir, run_live(env, instance)
 
 
 def test_the_run_succeeds_and_publishes_the_good_models(run):

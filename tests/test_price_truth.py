@@ -20,9 +20,12 @@ from test_dbt_normalisation import SNAPSHOT, build_warehouse, dbt_build, land_sn
 from test_kv_per_gpu import gpu_frame, hand_frames
 
 from pipelines.defs.quality.price_checks import PROVIDER_PRICES_KEY, excluded_prices_check, price_checks
+from pipelines.resources import WarehouseResource
 from pipelines.defs.quality.suites import load_suite, validate_frame
 from sizing.cost import api_prices, comparable_prices, cost_columns
 from sizing.grid import fit_matrix, recommendations
+
+pytestmark = pytest.mark.integration
 
 SNAPSHOT_PRICES = SNAPSHOT / "prices"
 LLAMA_405B = "meta-llama/Llama-3.1-405B-Instruct"
@@ -258,9 +261,9 @@ def test_suite_provider_aliases_cover_the_seed() -> None:
     assert {line.split(",")[0] for line in seed} <= set(aliases)
 
 
-def test_excluded_prices_warn_with_evidence_without_blocking(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FITATLAS_DATA_DIR", str(data_dir))
+def test_excluded_prices_warn_with_evidence_without_blocking(data_dir: Path) -> None:
     defs = dg.Definitions(
+        resources={"warehouse": WarehouseResource(database=str(data_dir / "warehouse.duckdb"))},
         assets=[dg.AssetSpec(PROVIDER_PRICES_KEY)],
         asset_checks=[excluded_prices_check],
         jobs=[dg.define_asset_job("excluded", selection=dg.AssetSelection.checks(excluded_prices_check))],
@@ -290,7 +293,7 @@ def test_the_check_and_the_split_are_wired_into_the_code_location() -> None:
     # provider_prices reads model sizes, so it is built after model_specs, in the second dbt asset.
     assert {dg.AssetKey("provider_prices"), dg.AssetKey(["staging", "int_model_lines"])} <= set(dbt_model_marts.keys)
     with dg.instance_for_test():
-        graph = defs.get_repository_def().asset_graph
+        graph = defs().get_repository_def().asset_graph
     key = dg.AssetCheckKey(PROVIDER_PRICES_KEY, "excluded_prices_reviewed")
     assert key in graph.asset_check_keys and not graph.get_check_spec(key).blocking
     assert len(price_checks) == 1
@@ -339,14 +342,14 @@ def test_recommendations_for_a_model_with_only_free_prices_have_no_api_side() ->
     assert llama["breakeven_mtok_per_month"].null_count() == llama.height
 
 
-def test_published_recommendations_compare_with_comparable_prices_only(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_published_recommendations_compare_with_comparable_prices_only(data_dir: Path) -> None:
     """The real fit_matrix and recommendations assets on the warehouse built from the snapshot."""
     from pipelines.defs.sizing.assets import fit_matrix as fit_matrix_asset
     from pipelines.defs.sizing.assets import recommendations as recommendations_asset
 
-    monkeypatch.setenv("FITATLAS_DATA_DIR", str(data_dir))
-    fit_matrix_asset()
-    recommendations_asset()
+    warehouse = WarehouseResource(database=str(data_dir / "warehouse.duckdb"))
+    fit_matrix_asset(warehouse=warehouse)
+    recommendations_asset(warehouse=warehouse)
     recs = rows(
         data_dir / "warehouse.duckdb",
         "select model_id, cheapest_api_output_usd_per_mtok as cheapest, api_usd_per_mtok_at_mix as at_mix, "

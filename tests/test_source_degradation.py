@@ -19,9 +19,9 @@ import dagster as dg
 import duckdb
 import pytest
 from duckdb_rows import query
+from pipeline_runs import live_resources, run_live
 from fake_sources import (
     LITELLM_PATH,
-    LIVE_ENV_CLEARED,
     SHARED_DATA,
     FakeSources,
     litellm_subset,
@@ -30,6 +30,8 @@ from fake_sources import (
 
 from pipelines.defs.ingest import freshness
 from pipelines.defs.ingest.assets import raw_assets
+
+pytestmark = pytest.mark.integration
 
 SHA = "d" * 40
 OLD = "meta-llama/Llama-3.1-8B-Instruct"  # priced on OpenRouter; landed by the first run
@@ -57,18 +59,12 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     watchlist = tmp / "watchlist.yaml"
     write_watchlist(watchlist, [OLD])
     data_dir = tmp / "data"
-    with FakeSources() as server, pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
+    with FakeSources() as server, dg.instance_for_test() as instance:
         server.add_model(OLD, sha=SHA, directory=SHARED_DATA / "hf_configs" / "meta-llama__Meta-Llama-3.1-8B")
         server.add_model(NEW, sha=SHA)
         server.bodies[LITELLM_PATH] = litellm_subset(200)
-        for name, value in live_mode_env(server, data_dir, watchlist, ("lambda",)).items():
-            mp.setenv(name, value)
-        for name in LIVE_ENV_CLEARED:
-            mp.delenv(name, raising=False)
-        from pipelines.definitions import defs
-
-        job = defs.resolve_job_def("full_pipeline")
-        first = job.execute_in_process(instance=instance, raise_on_error=False)
+        env = live_mode_env(server, data_dir, watchlist, ("lambda",))
+        first = run_live(env, instance)
         assert first.success, [e.message for e in first.all_events if e.is_failure]
         first_prices = query(
             data_dir / "published.duckdb",
@@ -76,8 +72,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         )
 
         write_watchlist(watchlist, [OLD, NEW])
-        mp.setenv("FITATLAS_OPENROUTER_URL", closed_port_url())
-        second = job.execute_in_process(instance=instance, raise_on_error=False)
+        second = run_live({**env, "FITATLAS_OPENROUTER_URL": closed_port_url()}, instance)
         yield {
             "server": server, "data_dir": data_dir, "instance": instance,
             "first": first, "second": second, "first_prices": first_prices,
@@ -154,7 +149,7 @@ def test_a_warning_check_and_the_metadata_say_which_source_is_stale_since_when(t
         assert checks[(f"raw/{table}", "source_fresh")].passed is True, table
     from pipelines.definitions import defs
 
-    graph = defs.get_repository_def().asset_graph
+    graph = defs().get_repository_def().asset_graph
     key = dg.AssetCheckKey(dg.AssetKey(["raw", "openrouter_models"]), "source_fresh")
     assert graph.get_check_spec(key).blocking is False  # a warning: the run went on and published
 
@@ -169,7 +164,7 @@ def test_the_freshness_policy_sees_only_runs_where_the_source_answered(two_runs)
     first, second, instance = two_runs["first"], two_runs["second"], two_runs["instance"]
     from pipelines.definitions import defs
 
-    node = defs.get_repository_def().asset_graph.get(freshness.source_key("openrouter_models"))
+    node = defs().get_repository_def().asset_graph.get(freshness.source_key("openrouter_models"))
     policy = node.freshness_policy
     assert isinstance(policy, dg.FreshnessPolicy)
     assert policy.fail_window.to_timedelta() == timedelta(days=2, hours=1)
@@ -193,24 +188,21 @@ def price_assets() -> list[dg.AssetsDefinition]:
 
 
 @pytest.fixture
-def fresh_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSources]:
+def fresh_live(tmp_path: Path) -> Iterator[tuple[FakeSources, dict[str, str]]]:
     watchlist = tmp_path / "watchlist.yaml"
     write_watchlist(watchlist, [NEW])
     with FakeSources() as server:
         server.add_model(NEW, sha=SHA)
         server.bodies[LITELLM_PATH] = litellm_subset(50)
-        for name, value in live_mode_env(server, tmp_path / "data", watchlist, ("lambda",)).items():
-            monkeypatch.setenv(name, value)
-        for name in LIVE_ENV_CLEARED:
-            monkeypatch.delenv(name, raising=False)
-        yield server
+        yield server, live_mode_env(server, tmp_path / "data", watchlist, ("lambda",))
 
 
-def test_a_kind_with_no_source_ever_landed_fails_the_run_naming_the_kind_and_failures(fresh_live, monkeypatch):
+def test_a_kind_with_no_source_ever_landed_fails_the_run_naming_the_kind_and_failures(fresh_live):
+    _server, env = fresh_live
     for name in ("FITATLAS_OPENROUTER_URL", "FITATLAS_LITELLM_URL", "FITATLAS_GENAI_PRICES_URL"):
-        monkeypatch.setenv(name, closed_port_url(f"/{name.lower()}"))
+        env[name] = closed_port_url(f"/{name.lower()}")
     with dg.instance_for_test() as instance:
-        result = dg.materialize(price_assets(), instance=instance, raise_on_error=False)
+        result = dg.materialize(price_assets(), instance=instance, raise_on_error=False, resources=live_resources(env))
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
     assert len(failures) == 1  # the last price source tried decides, whatever the order
@@ -219,36 +211,32 @@ def test_a_kind_with_no_source_ever_landed_fails_the_run_naming_the_kind_and_fai
     for table in PRICE_TABLES:
         assert f"{table}: " in message and "refused" in message.lower()
     # each failed attempt is on record
-    warehouse = Path(fresh_live_data_dir()) / "warehouse.duckdb"
+    warehouse = Path(env["FITATLAS_DATA_DIR"]) / "warehouse.duckdb"
     outcomes = query(warehouse, "select raw_table, outcome from raw.source_attempts order by raw_table")
     assert outcomes == sorted((t, "failed") for t in PRICE_TABLES)
 
 
-def test_one_dead_source_that_never_landed_does_not_fail_while_its_kind_has_another(fresh_live, monkeypatch):
-    monkeypatch.setenv("FITATLAS_OPENROUTER_URL", closed_port_url())
+def test_one_dead_source_that_never_landed_does_not_fail_while_its_kind_has_another(fresh_live):
+    _server, env = fresh_live
+    env["FITATLAS_OPENROUTER_URL"] = closed_port_url()
     with dg.instance_for_test() as instance:
-        result = dg.materialize(price_assets(), instance=instance, raise_on_error=False)
+        result = dg.materialize(price_assets(), instance=instance, raise_on_error=False, resources=live_resources(env))
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     metadata = result.asset_materializations_for_node("raw__openrouter_models")[0].metadata
     assert metadata["stale"].value is True and metadata["carried_forward_rows"].value == 0
 
 
-def test_a_malformed_body_counts_as_a_failed_attempt(fresh_live, monkeypatch):
+def test_a_malformed_body_counts_as_a_failed_attempt(fresh_live):
     from fake_sources import GENAI_PATH, Fault
 
-    fresh_live.always(GENAI_PATH, Fault.truncated_json())
+    server, env = fresh_live
+    server.always(GENAI_PATH, Fault.truncated_json())
     with dg.instance_for_test() as instance:
-        result = dg.materialize(price_assets(), instance=instance, raise_on_error=False)
+        result = dg.materialize(price_assets(), instance=instance, raise_on_error=False, resources=live_resources(env))
     assert result.success
-    warehouse = Path(fresh_live_data_dir()) / "warehouse.duckdb"
+    warehouse = Path(env["FITATLAS_DATA_DIR"]) / "warehouse.duckdb"
     (outcome, error), = query(warehouse, "select outcome, error from raw.source_attempts where raw_table = 'genai_prices'")
     assert outcome == "failed" and "malformed JSON" in error
-
-
-def fresh_live_data_dir() -> str:
-    import os
-
-    return os.environ["FITATLAS_DATA_DIR"]
 
 
 def test_stale_since_is_the_first_failure_of_the_streak(tmp_path: Path):

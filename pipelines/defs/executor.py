@@ -12,10 +12,10 @@ Dagster's in-process executor, so the CLI takes the lock itself.)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
-from pipelines.settings import load_settings
 from pipelines.warehouse import WAREHOUSE_POOL, warehouse_lock
 
 
@@ -24,10 +24,11 @@ def plan_uses_warehouse(execution_plan) -> bool:
 
 
 class WarehouseWriterExecutor(dg.Executor):
-    """Wraps another executor; holds the warehouse lock around its whole execution."""
+    """Wraps another executor; holds the warehouse lock of `data_dir` around its whole execution."""
 
-    def __init__(self, inner: dg.Executor):
+    def __init__(self, inner: dg.Executor, data_dir: Path):
         self._inner = inner
+        self._data_dir = data_dir
 
     @property
     def retries(self):
@@ -41,24 +42,26 @@ class WarehouseWriterExecutor(dg.Executor):
         if not plan_uses_warehouse(execution_plan):
             yield from self._inner.execute(plan_context, execution_plan)
             return
-        settings = load_settings()
+        data_dir = self._data_dir
         run_id = plan_context.run_id
 
         def say_waiting(holder: str) -> None:
-            plan_context.log.info(
-                f"waiting for the warehouse of {settings.data_dir}: held by {holder or 'another run'}"
-            )
+            plan_context.log.info(f"waiting for the warehouse of {data_dir}: held by {holder or 'another run'}")
 
-        with warehouse_lock(settings.data_dir, holder=f"dagster run {run_id}", on_wait=say_waiting):
-            plan_context.log.debug(f"run {run_id} holds the warehouse lock of {settings.data_dir}")
+        with warehouse_lock(data_dir, holder=f"dagster run {run_id}", on_wait=say_waiting):
+            plan_context.log.debug(f"run {run_id} holds the warehouse lock of {data_dir}")
             yield from self._inner.execute(plan_context, execution_plan)
 
 
-@dg.executor(
-    name="multiprocess_warehouse_writer",
-    config_schema=dg.multiprocess_executor.config_schema,
-    requirements=dg.multiprocess_executor.get_requirements,
-)
-def warehouse_writer_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """Dagster's multiprocess executor (same config), holding the warehouse lock for warehouse runs."""
-    return WarehouseWriterExecutor(dg.multiprocess_executor.executor_creation_fn(init_context))
+def warehouse_writer_executor(data_dir: Path) -> dg.ExecutorDefinition:
+    """Dagster's multiprocess executor (same config), holding `data_dir`'s warehouse lock for warehouse runs."""
+
+    @dg.executor(
+        name="multiprocess_warehouse_writer",
+        config_schema=dg.multiprocess_executor.config_schema,
+        requirements=dg.multiprocess_executor.get_requirements,
+    )
+    def _executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+        return WarehouseWriterExecutor(dg.multiprocess_executor.executor_creation_fn(init_context), data_dir)
+
+    return _executor

@@ -1,7 +1,7 @@
 """One raw ingest asset per source, landing append-only rows with provenance.
 
-`FITATLAS_SOURCE=snapshot` (the default) lands the bundled snapshot; `live` fetches the real
-sources (see live_source.py). Both land through the same `land_units`, so a raw table does not
+The `fitatlas` resource's source mode `snapshot` (the default) lands the bundled snapshot; `live`
+fetches the real sources through the `live_sources` resource (see live_source.py). Both land through the same `land_units`, so a raw table does not
 care where its rows came from. A run may be narrowed to some items (the spec-sheet sensor names the
 sheets that changed, the Hub sensor the models whose sha changed) or forced past the remembered
 shas and ETags (the weekly full refresh).
@@ -15,11 +15,11 @@ from pydantic import Field
 
 from pipelines.defs.ingest import freshness
 from pipelines.defs.ingest.landing import LandingReport, land_units
-from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.live_source import LiveBatch, Progress, land_live_batch, live_units, spec_sheet_batch, with_progress
 from pipelines.defs.ingest.snapshot_source import snapshot_units
-from pipelines.settings import Settings, load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect
+from pipelines.resources import FitAtlasResource, LiveSourcesResource, WarehouseResource
+from pipelines.settings import Settings
+from pipelines.warehouse import WAREHOUSE_POOL
 
 RAW_SOURCES: dict[str, str] = {
     "hf_model_configs": "Hugging Face config.json (+ hf_quant_config.json, safetensors index metadata) per tracked model.",
@@ -64,15 +64,19 @@ def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
         description=description,
         deps=[freshness.source_key(raw_table)],
     )
-    def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
-        settings = load_settings()
+    def _raw(
+        context: dg.AssetExecutionContext,
+        config: RawIngestConfig,
+        fitatlas: FitAtlasResource,
+        warehouse: WarehouseResource,
+        live_sources: LiveSourcesResource,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        settings = fitatlas.settings
         started_at = datetime.now(timezone.utc).replace(tzinfo=None)
         if settings.source_mode == "live":
-            report, batch = _ingest_live(context, raw_table, settings, config)
-        elif settings.source_mode == "snapshot":
-            report, batch = _ingest_snapshot(context, raw_table, settings, config)
+            report, batch = _ingest_live(context, raw_table, settings, warehouse, live_sources, config)
         else:
-            raise dg.Failure(f"FITATLAS_SOURCE={settings.source_mode!r}: expected 'snapshot' or 'live'")
+            report, batch = _ingest_snapshot(context, raw_table, settings, warehouse, config)
         for failure in report.failures[:FAILURES_SHOWN]:
             context.log.warning(f"raw.{raw_table}: {failure}")
         if len(report.failures) > FAILURES_SHOWN:
@@ -81,9 +85,9 @@ def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
             f"raw.{raw_table}: {report.files_seen} file(s) seen, {report.files_unchanged} unchanged, "
             f"{report.records_landed} record(s) landed, {len(report.failures)} failure(s)"
         )
-        stale_metadata, answered = _record_attempt(context, raw_table, settings, started_at, report, batch)
+        stale_metadata, answered = _record_attempt(context, raw_table, settings, warehouse, started_at, report, batch)
         yield dg.MaterializeResult(
-            data_version=raw_table_version(settings, raw_table),
+            data_version=raw_table_version(warehouse, raw_table),
             metadata={
                 "source_mode": settings.source_mode,
                 **report.as_metadata(),
@@ -102,6 +106,7 @@ def _record_attempt(
     context: dg.AssetExecutionContext,
     raw_table: str,
     settings: Settings,
+    warehouse: WarehouseResource,
     started_at: datetime,
     report: LandingReport,
     batch: LiveBatch,
@@ -109,7 +114,7 @@ def _record_attempt(
     """Log this attempt at the source; on a failed one carry the last landed data forward (stale),
     or stop the run when no source of its kind ever landed. Returns the stale metadata, and the
     `source/<table>` materialization when the source answered."""
-    with connect(settings.warehouse_path) as con:
+    with warehouse.get_connection() as con:
         attempt = freshness.record_attempt(
             con,
             raw_table=raw_table,
@@ -158,22 +163,26 @@ def _run_raw_tables(context: dg.AssetExecutionContext) -> set[str]:
     return {key.path[1] for key in selection if len(key.path) == 2 and key.path[0] == "raw" and key.path[1] in RAW_SOURCES}
 
 
-def raw_table_version(settings: Settings, raw_table: str) -> dg.DataVersion:
+def raw_table_version(warehouse: WarehouseResource, raw_table: str) -> dg.DataVersion:
     """Changes exactly when rows land (the table is append-only), so downstream automation can
     tell a run that landed something from one that found nothing new."""
-    with connect(settings.warehouse_path) as con:
+    with warehouse.get_connection() as con:
         rows, newest = con.execute(f"select count(*), max(fetched_at) from raw.{raw_table}").fetchone()
     return dg.DataVersion(f"{rows}:{newest.isoformat() if newest else '-'}")
 
 
 def _ingest_snapshot(
-    context: dg.AssetExecutionContext, raw_table: str, settings: Settings, config: RawIngestConfig
+    context: dg.AssetExecutionContext,
+    raw_table: str,
+    settings: Settings,
+    warehouse: WarehouseResource,
+    config: RawIngestConfig,
 ) -> tuple[LandingReport, LiveBatch]:
     if raw_table == "gpu_spec_sheets" and config.items:
         units = spec_sheet_batch(settings.spec_sheets_dir, settings.snapshot_dir, items=config.items).units
     else:
         units = list(snapshot_units(raw_table, settings.snapshot_dir, settings.spec_sheets_dir))
-    with connect(settings.warehouse_path) as con:
+    with warehouse.get_connection() as con:
         report = land_units(
             con, raw_table=raw_table, batch_id=context.run.run_id, units=with_progress(units, _landing_progress(context, raw_table))
         )
@@ -181,15 +190,20 @@ def _ingest_snapshot(
 
 
 def _ingest_live(
-    context: dg.AssetExecutionContext, raw_table: str, settings: Settings, config: RawIngestConfig
+    context: dg.AssetExecutionContext,
+    raw_table: str,
+    settings: Settings,
+    warehouse: WarehouseResource,
+    live_sources: LiveSourcesResource,
+    config: RawIngestConfig,
 ) -> tuple[LandingReport, LiveBatch]:
-    live = LiveConfig.from_env()
+    live = live_sources.live_config()
 
     def progress(done: int, total: int, item: str) -> None:
         if done == total or done % max(1, total // PROGRESS_LINES) == 0:
             context.log.info(f"raw.{raw_table}: {done} of {total} checked at the source (last: {item})")
 
-    with live.fetcher() as fetcher, connect(settings.warehouse_path) as con:
+    with live.fetcher() as fetcher, warehouse.get_connection() as con:
         batch = live_units(
             raw_table,
             con,
@@ -197,6 +211,7 @@ def _ingest_live(
             fetcher,
             spec_sheets_dir=settings.spec_sheets_dir,
             snapshot_dir=settings.snapshot_dir,
+            watchlist_path=settings.watchlist_path,
             items=config.items,
             force=config.force,
             progress=progress,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -46,15 +45,12 @@ from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.live_source import parse_model_info
 from pipelines.defs.ingest.records import SourceFormatError
 from pipelines.defs.ingest.watchlist import read_watchlist
-from pipelines.settings import load_settings
+from pipelines.resources import FitAtlasResource, LiveSourcesResource
+from pipelines.settings import Cadence
 
 PRICE_TABLES = ("openrouter_models", "litellm_prices", "genai_prices", "gpu_rental_prices")
 PUBLISH_GROUP = "publish"
 TRIGGER_TAG = "fitatlas/trigger"
-
-
-def _seconds(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
 
 
 def _raw_selection(*tables: str) -> dg.AssetSelection:
@@ -134,39 +130,52 @@ def ingest_changes(
     )
 
 
-@dg.sensor(
-    name="spec_sheet_sensor",
-    job=spec_sheet_ingest_job,
-    minimum_interval_seconds=_seconds("FITATLAS_SPEC_SHEET_SENSOR_INTERVAL_S", 30),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A new or changed file in the spec-sheet directory -> one ingest of exactly those sheets.",
-)
-def spec_sheet_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    directory = load_settings().spec_sheets_dir
-    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = spec_sheet_digests(directory)
-    return ingest_changes(
-        context, previous, current, raw_table="gpu_spec_sheets", key_prefix="spec-sheets",
-        trigger="spec_sheet_change", what="new or changed spec sheet(s)",
-        nothing=f"no new or changed sheet in {directory}",
+def spec_sheet_sensor(interval_s: int) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="spec_sheet_sensor",
+        job=spec_sheet_ingest_job,
+        minimum_interval_seconds=interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="A new or changed file in the spec-sheet directory -> one ingest of exactly those sheets.",
     )
+    def _sensor(context: dg.SensorEvaluationContext, fitatlas: FitAtlasResource) -> dg.SensorResult:
+        directory = fitatlas.settings.spec_sheets_dir
+        previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        current = spec_sheet_digests(directory)
+        return ingest_changes(
+            context, previous, current, raw_table="gpu_spec_sheets", key_prefix="spec-sheets",
+            trigger="spec_sheet_change", what="new or changed spec sheet(s)",
+            nothing=f"no new or changed sheet in {directory}",
+        )
+
+    return _sensor
 
 
-@dg.sensor(
-    name="hf_model_sensor",
-    job=hf_model_ingest_job,
-    minimum_interval_seconds=_seconds("FITATLAS_HF_SENSOR_INTERVAL_S", 900),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Live mode: a watchlist model whose Hub commit sha changed (or a newly listed model) "
-    "-> one ingest of exactly those models.",
-)
-def hf_model_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    if load_settings().source_mode != "live":
-        return dg.SkipReason("FITATLAS_SOURCE is not 'live': the Hub is not polled")
-    watchlist = read_watchlist()
+def hf_model_sensor(interval_s: int) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="hf_model_sensor",
+        job=hf_model_ingest_job,
+        minimum_interval_seconds=interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Live mode: a watchlist model whose Hub commit sha changed (or a newly listed model) "
+        "-> one ingest of exactly those models.",
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext, fitatlas: FitAtlasResource, live_sources: LiveSourcesResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        settings = fitatlas.settings
+        if settings.source_mode != "live":
+            return dg.SkipReason("the source mode is not 'live' (FITATLAS_SOURCE): the Hub is not polled")
+        return hf_sha_changes(context, settings.watchlist_path, live_sources.live_config())
+
+    return _sensor
+
+
+def hf_sha_changes(context: dg.SensorEvaluationContext, watchlist_path: Path, live: LiveConfig) -> dg.SensorResult:
+    """Ask the Hub for each watchlist model's sha; request an ingest of those that moved."""
+    watchlist = read_watchlist(watchlist_path)
     for entry, reason in watchlist.rejected:
         context.log.warning(f"watchlist entry {entry}: {reason}")
-    live = LiveConfig.from_env()
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     urls = [f"{live.hf_endpoint}/api/models/{repo}" for repo in watchlist.models]
     with live.fetcher() as fetcher:
@@ -188,26 +197,28 @@ def hf_model_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     )
 
 
-nightly_price_schedule = dg.ScheduleDefinition(
-    name="nightly_prices",
-    job=price_ingest_job,
-    cron_schedule=os.environ.get("FITATLAS_PRICE_SCHEDULE_CRON", "0 3 * * *"),
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={TRIGGER_TAG: "nightly_prices"},
-    description="Nightly pricing cron: OpenRouter, LiteLLM, genai-prices and GPU rental prices.",
-)
+def ingest_schedules(cadence: Cadence) -> list[dg.ScheduleDefinition]:
+    nightly_prices = dg.ScheduleDefinition(
+        name="nightly_prices",
+        job=price_ingest_job,
+        cron_schedule=cadence.price_cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        tags={TRIGGER_TAG: "nightly_prices"},
+        description="Nightly pricing cron: OpenRouter, LiteLLM, genai-prices and GPU rental prices.",
+    )
+    weekly_full_refresh = dg.ScheduleDefinition(
+        name="weekly_full_refresh",
+        job=full_refresh_job,
+        cron_schedule=cadence.full_refresh_cron,
+        execution_timezone="UTC",
+        run_config={"ops": {op: cfg for table in RAW_SOURCES for op, cfg in raw_run_config(table, force=True)["ops"].items()}},
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        tags={TRIGGER_TAG: "weekly_full_refresh"},
+        description="Weekly full refresh of every raw source, past remembered shas and ETags.",
+    )
+    return [nightly_prices, weekly_full_refresh]
 
-weekly_full_refresh_schedule = dg.ScheduleDefinition(
-    name="weekly_full_refresh",
-    job=full_refresh_job,
-    cron_schedule=os.environ.get("FITATLAS_FULL_REFRESH_CRON", "0 4 * * 0"),
-    execution_timezone="UTC",
-    run_config={"ops": {op: cfg for table in RAW_SOURCES for op, cfg in raw_run_config(table, force=True)["ops"].items()}},
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={TRIGGER_TAG: "weekly_full_refresh"},
-    description="Weekly full refresh of every raw source, past remembered shas and ETags.",
-)
 
 AC = dg.AutomationCondition
 
@@ -224,19 +235,27 @@ def landed_or_updated_deps(raw: dg.AssetSelection) -> dg.AutomationCondition:
 
 DOWNSTREAM_CONDITION = AC.eager().replace("any_deps_updated", landed_or_updated_deps(_raw_selection(*RAW_SOURCES)))
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)  # default_condition needs the (beta) user-code evaluation
-    downstream_automation = dg.AutomationConditionSensorDefinition(
-        "downstream_automation",
-        target=dg.AssetSelection.all() - _raw_selection(*RAW_SOURCES) - dg.AssetSelection.groups(PUBLISH_GROUP),
-        default_condition=DOWNSTREAM_CONDITION,
-        use_user_code_server=True,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=_seconds("FITATLAS_AUTOMATION_INTERVAL_S", 30),
-        description="Materialise what is downstream of a raw table when it lands something (eager); "
-        "publication stays with the quality gate.",
-    )
+def downstream_automation(interval_s: int) -> dg.AutomationConditionSensorDefinition:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # default_condition needs the (beta) user-code evaluation
+        return dg.AutomationConditionSensorDefinition(
+            "downstream_automation",
+            target=dg.AssetSelection.all() - _raw_selection(*RAW_SOURCES) - dg.AssetSelection.groups(PUBLISH_GROUP),
+            default_condition=DOWNSTREAM_CONDITION,
+            use_user_code_server=True,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=interval_s,
+            description="Materialise what is downstream of a raw table when it lands something (eager); "
+            "publication stays with the quality gate.",
+        )
 
-ingest_jobs = [spec_sheet_ingest_job, hf_model_ingest_job, price_ingest_job, full_refresh_job]
-ingest_sensors = [spec_sheet_sensor, hf_model_sensor, downstream_automation]
-ingest_schedules = [nightly_price_schedule, weekly_full_refresh_schedule]
+
+INGEST_JOBS = [spec_sheet_ingest_job, hf_model_ingest_job, price_ingest_job, full_refresh_job]
+
+
+def ingest_sensors(cadence: Cadence) -> list[dg.SensorDefinition]:
+    return [
+        spec_sheet_sensor(cadence.spec_sheet_sensor_s),
+        hf_model_sensor(cadence.hf_sensor_s),
+        downstream_automation(cadence.automation_s),
+    ]

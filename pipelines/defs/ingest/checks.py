@@ -15,8 +15,8 @@ import dagster as dg
 import duckdb
 
 from pipelines.defs.ingest.assets import RAW_SOURCES, raw_asset_key
-from pipelines.settings import load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import WAREHOUSE_POOL
 
 SHOWN = 50
 UNMAPPED_KEY = dg.AssetKey("unmapped_provider_prices")
@@ -30,16 +30,15 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
     )
 
 
-def run_failures(raw_table: str, batch_id: str) -> list[dict[str, str | None]]:
+def run_failures(con: duckdb.DuckDBPyConnection, raw_table: str, batch_id: str) -> list[dict[str, str | None]]:
     """This run's failures for `raw.<raw_table>`, in the order they were recorded."""
-    with connect(load_settings().warehouse_path) as con:
-        if not _table_exists(con, "raw", "ingest_failures"):
-            return []
-        rows = con.execute(
-            "select location, record_key, reason from raw.ingest_failures "
-            "where batch_id = ? and raw_table = ? order by recorded_at, location, record_key",
-            [batch_id, raw_table],
-        ).fetchall()
+    if not _table_exists(con, "raw", "ingest_failures"):
+        return []
+    rows = con.execute(
+        "select location, record_key, reason from raw.ingest_failures "
+        "where batch_id = ? and raw_table = ? order by recorded_at, location, record_key",
+        [batch_id, raw_table],
+    ).fetchall()
     return [{"location": location, "record_key": key, "reason": reason} for location, key, reason in rows]
 
 
@@ -52,8 +51,9 @@ def build_failure_check(raw_table: str) -> dg.AssetChecksDefinition:
         description=f"No fetch or parse failures for raw.{raw_table} in this run (WARN: failed items are held "
         "back, the rest lands; the failures are listed in the metadata and in raw.ingest_failures).",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        failures = run_failures(raw_table, context.run.run_id)
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
+            failures = run_failures(con, raw_table, context.run.run_id)
         items = sorted({f["record_key"] or f["location"] for f in failures})
         return dg.AssetCheckResult(
             passed=not failures,
@@ -77,20 +77,19 @@ def build_failure_check(raw_table: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-def unmapped_prices() -> list[dict[str, str | None]]:
+def unmapped_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, str | None]]:
     """Distinct unmapped (source, provider, provider_model_id), those with a suggestion first."""
-    with connect(load_settings().warehouse_path) as con:
-        if not _table_exists(con, "marts", "unmapped_provider_prices"):
-            return []
-        rows = con.execute(
-            """select source, provider, provider_model_id, suggested
-               from (
-                   select source, provider, provider_model_id, any_value(suggested_model_id) as suggested
-                   from marts.unmapped_provider_prices
-                   group by source, provider, provider_model_id
-               )
-               order by suggested is null, suggested, source, provider_model_id"""
-        ).fetchall()
+    if not _table_exists(con, "marts", "unmapped_provider_prices"):
+        return []
+    rows = con.execute(
+        """select source, provider, provider_model_id, suggested
+           from (
+               select source, provider, provider_model_id, any_value(suggested_model_id) as suggested
+               from marts.unmapped_provider_prices
+               group by source, provider, provider_model_id
+           )
+           order by suggested is null, suggested, source, provider_model_id"""
+    ).fetchall()
     return [
         {"source": source, "provider": provider, "provider_model_id": model, "suggested_model_id": suggested}
         for source, provider, model, suggested in rows
@@ -105,8 +104,9 @@ def unmapped_prices() -> list[dict[str, str | None]]:
     description="Every API price entry maps to a tracked model (WARN: unmapped entries are listed for review, "
     "with the tracked model each looks like a variant of; add an alias or track the model).",
 )
-def unmapped_provider_prices_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    entries = unmapped_prices()
+def unmapped_provider_prices_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
+        entries = unmapped_prices(con)
     suggested = [e for e in entries if e["suggested_model_id"]]
     return dg.AssetCheckResult(
         passed=not entries,

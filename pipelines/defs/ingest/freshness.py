@@ -38,8 +38,8 @@ import pyarrow as pa
 
 from pipelines.defs.ingest.landing import LandingReport, SourceUnit
 from pipelines.defs.ingest.records import SourceFormatError
-from pipelines.settings import load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import WAREHOUSE_POOL
 
 # raw table -> kind. A kind is what the catalogue cannot do without: prices (API token prices),
 # models (Hub configs), gpu_specs (spec sheets), rentals (GPU instance prices).
@@ -322,8 +322,8 @@ def build_freshness_check(raw_table: str, asset_key: dg.AssetKey) -> dg.AssetChe
         description=f"The latest attempt at raw.{raw_table}'s source was answered (WARN: a dead source's last "
         "landed data is carried forward and published, marked stale in source_freshness).",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with connect(load_settings().warehouse_path) as con:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
             state = source_state(con, raw_table)
         description = None
         if state.stale:

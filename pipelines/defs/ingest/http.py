@@ -26,7 +26,6 @@ fetcher absorbs all of that per item so that one bad URL holds back that item on
 from __future__ import annotations
 
 import email.utils
-import os
 import random
 import threading
 import time
@@ -64,7 +63,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class HttpPolicy:
-    """How hard and how long to try. Tests shrink every number through the environment."""
+    """How hard and how long to try (configured through `LiveSourcesResource`; tests shrink it)."""
 
     timeout_s: float = 30.0
     attempt_deadline_s: float = 120.0
@@ -75,25 +74,6 @@ class HttpPolicy:
     max_bytes: int = 64 * 1024 * 1024
     max_redirects: int = 5
     concurrency: int = 8
-
-    @classmethod
-    def from_env(cls) -> HttpPolicy:
-        defaults = cls()
-
-        def number(name: str, default: float) -> float:
-            raw = os.environ.get(name)
-            return float(raw) if raw not in (None, "") else default
-
-        return cls(
-            timeout_s=number("FITATLAS_HTTP_TIMEOUT_S", defaults.timeout_s),
-            attempt_deadline_s=number("FITATLAS_HTTP_DEADLINE_S", defaults.attempt_deadline_s),
-            max_attempts=max(1, int(number("FITATLAS_HTTP_MAX_ATTEMPTS", defaults.max_attempts))),
-            backoff_base_s=number("FITATLAS_HTTP_BACKOFF_S", defaults.backoff_base_s),
-            backoff_max_s=number("FITATLAS_HTTP_BACKOFF_MAX_S", defaults.backoff_max_s),
-            max_server_wait_s=number("FITATLAS_HTTP_MAX_SERVER_WAIT_S", defaults.max_server_wait_s),
-            max_bytes=int(number("FITATLAS_HTTP_MAX_BYTES", defaults.max_bytes)),
-            concurrency=max(1, int(number("FITATLAS_HTTP_CONCURRENCY", defaults.concurrency))),
-        )
 
 
 @dataclass(frozen=True)

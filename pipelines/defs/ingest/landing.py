@@ -101,6 +101,11 @@ class LandingReport:
         }
 
 
+NEWEST_LANDING_FIRST = "fetched_at desc, batch_id desc"
+"""Which landing of a record is the current one: the newest fetch, ties broken by batch id. dbt's
+`latest_raw_records` macro orders by the same clause (tests/test_formats.py holds them together)."""
+
+
 def land_units(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -118,7 +123,7 @@ def land_units(
         report.files_seen += 1
         latest = con.execute(
             f"select content_sha256 from raw.{raw_table} where source = ? and location = ? "
-            "order by fetched_at desc, batch_id desc limit 1",
+            f"order by {NEWEST_LANDING_FIRST} limit 1",
             [source, fetched.location],
         ).fetchone()
         if latest and latest[0] == fetched.sha256:

@@ -1,4 +1,4 @@
-"""Where live mode fetches from, read from the environment the way huggingface_hub reads it.
+"""Where live mode fetches from: the resolved form of `pipelines.resources.LiveSourcesResource`.
 
 `HF_ENDPOINT` and `HF_TOKEN` keep their huggingface_hub meaning, so a machine already set up for
 the Hub (or a mirror) needs nothing new. Only the hosts of the configured URLs (plus the Hub's
@@ -8,7 +8,6 @@ is also the redirect allow-list.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -26,12 +25,6 @@ DEFAULT_GPU_PRICES_URLS = tuple(
 HUB_FILE_HOSTS = (".hf.co", ".huggingface.co")
 
 
-def _urls(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    if value is None or not value.strip():
-        return default
-    return tuple(url.strip() for url in value.split(",") if url.strip())
-
-
 @dataclass(frozen=True)
 class LiveConfig:
     hf_endpoint: str
@@ -42,20 +35,6 @@ class LiveConfig:
     gpu_prices_urls: tuple[str, ...]
     extra_allowed_hosts: tuple[str, ...] = ()
     policy: HttpPolicy = field(default_factory=HttpPolicy)
-
-    @classmethod
-    def from_env(cls) -> LiveConfig:
-        token = os.environ.get("HF_TOKEN", "").strip()
-        return cls(
-            hf_endpoint=os.environ.get("HF_ENDPOINT", DEFAULT_HF_ENDPOINT).rstrip("/"),
-            hf_token=Secret(token) if token else None,
-            openrouter_urls=_urls(os.environ.get("FITATLAS_OPENROUTER_URL"), (DEFAULT_OPENROUTER_URL,)),
-            litellm_urls=_urls(os.environ.get("FITATLAS_LITELLM_URL"), (DEFAULT_LITELLM_URL,)),
-            genai_prices_urls=_urls(os.environ.get("FITATLAS_GENAI_PRICES_URL"), (DEFAULT_GENAI_PRICES_URL,)),
-            gpu_prices_urls=_urls(os.environ.get("FITATLAS_GPU_PRICES_URL"), DEFAULT_GPU_PRICES_URLS),
-            extra_allowed_hosts=_urls(os.environ.get("FITATLAS_HTTP_ALLOWED_HOSTS"), ()),
-            policy=HttpPolicy.from_env(),
-        )
 
     @property
     def hf_host(self) -> str:

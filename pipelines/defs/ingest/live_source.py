@@ -24,11 +24,11 @@ import duckdb
 from pipelines.defs.ingest import formats
 from pipelines.defs.ingest.formats import Parser
 from pipelines.defs.ingest.http import FetchFailed, Fetched, FetchRequest, HttpFetcher, NotModified
-from pipelines.defs.ingest.landing import FetchedFile, LandingReport, SourceUnit, land_units, record_failure
+from pipelines.defs.ingest.landing import NEWEST_LANDING_FIRST, FetchedFile, LandingReport, SourceUnit, land_units, record_failure
 from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.records import RawRecord, SourceFormatError
 from pipelines.defs.ingest.snapshot_source import spec_sheet_units
-from pipelines.defs.ingest.watchlist import is_valid_repo_id, read_watchlist, watchlist_path
+from pipelines.defs.ingest.watchlist import is_valid_repo_id, read_watchlist
 
 HF_OPTIONAL_FILES = ("hf_quant_config.json", "model.safetensors.index.json")
 
@@ -119,6 +119,7 @@ def live_units(
     *,
     spec_sheets_dir: Path,
     snapshot_dir: Path,
+    watchlist_path: Path,
     items: Sequence[str] = (),
     force: bool = False,
     progress: Progress | None = None,
@@ -127,7 +128,7 @@ def live_units(
     paths relative to the directory); `force` ignores remembered shas and ETags (a full refresh
     still lands only content that differs, as landing dedupes on content)."""
     if raw_table == "hf_model_configs":
-        return hf_model_batch(con, config, fetcher, items=items, force=force, progress=progress)
+        return hf_model_batch(con, config, fetcher, watchlist_path=watchlist_path, items=items, force=force, progress=progress)
     if raw_table == "gpu_spec_sheets":
         return spec_sheet_batch(spec_sheets_dir, snapshot_dir, items=items)
     if raw_table in PRICE_SOURCES:
@@ -261,15 +262,16 @@ def hf_model_batch(
     config: LiveConfig,
     fetcher: HttpFetcher,
     *,
+    watchlist_path: Path,
     items: Sequence[str] = (),
     force: bool = False,
     progress: Progress | None = None,
 ) -> LiveBatch:
     """One unit per watchlist model whose Hub commit sha differs from the last landed one."""
     batch = LiveBatch()
-    watchlist = read_watchlist()
+    watchlist = read_watchlist(watchlist_path)
     for entry, reason in watchlist.rejected:
-        batch.failures.append(SourceFormatError(str(watchlist_path()), reason, record_key=entry))
+        batch.failures.append(SourceFormatError(str(watchlist_path), reason, record_key=entry))
     models = watchlist.models
     if items:
         for item in items:
@@ -308,11 +310,11 @@ def last_landed_shas(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     if not exists:
         return {}
     rows = con.execute(
-        """
+        f"""
         select record_key, record->>'$.model_info.sha'
         from (
             select record_key, record,
-                   row_number() over (partition by record_key order by fetched_at desc, batch_id desc) as recency
+                   row_number() over (partition by record_key order by {NEWEST_LANDING_FIRST}) as recency
             from raw.hf_model_configs
             where source = 'hf_model'
         )

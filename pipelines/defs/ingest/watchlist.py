@@ -6,21 +6,13 @@ a plain `owner/name` (the Hub's own charset) is rejected before it is used anywh
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from pipelines.settings import REPO_ROOT
-
-DEFAULT_WATCHLIST = REPO_ROOT / "pipelines" / "watchlist.yaml"
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-def watchlist_path() -> Path:
-    return Path(os.environ.get("FITATLAS_WATCHLIST", DEFAULT_WATCHLIST)).resolve()
 
 
 def is_valid_repo_id(value: object) -> bool:
@@ -35,10 +27,9 @@ class Watchlist:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def read_watchlist(path: Path | None = None) -> Watchlist:
+def read_watchlist(path: Path) -> Watchlist:
     """Read `models:` from the YAML watchlist. A missing or malformed file raises ValueError: a
     live run without a readable watchlist must fail loudly rather than track nothing."""
-    path = path or watchlist_path()
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -16,7 +16,6 @@ not listed for that reviewer) yields no run, and the tick's skip reason and log 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,7 +34,8 @@ from pipelines.review_ledger import (
     list_batches,
     mark_superseded,
 )
-from pipelines.settings import Settings, load_settings
+from pipelines.resources import FitAtlasResource
+from pipelines.settings import Settings
 
 publish_batch_job = dg.define_asset_job(
     "publish_batch",
@@ -98,7 +98,7 @@ def review_state_events(settings: Settings, seen: dict[str, str]) -> tuple[list[
         problem = None
         if decision is not None:
             try:
-                problem = decision_problem(settings, batch, decision, load_reviewers())
+                problem = decision_problem(settings, batch, decision, load_reviewers(settings.reviewers_path))
             except ReviewError as error:
                 problem = str(error)
         metadata = {
@@ -117,16 +117,20 @@ def review_state_events(settings: Settings, seen: dict[str, str]) -> tuple[list[
     return events, states
 
 
-@dg.sensor(
-    name="approval_sensor",
-    job=publish_batch_job,
-    minimum_interval_seconds=int(os.environ.get("FITATLAS_APPROVAL_SENSOR_INTERVAL_S") or 30),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Publishes the newest approved (or passed, unpublished) batch once; supersedes older ones; "
-    "reports held batches awaiting review.",
-)
-def approval_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    settings = load_settings()
+def approval_sensor(interval_s: int) -> dg.SensorDefinition:
+    return dg.sensor(
+        name="approval_sensor",
+        job=publish_batch_job,
+        minimum_interval_seconds=interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Publishes the newest approved (or passed, unpublished) batch once; supersedes older ones; "
+        "reports held batches awaiting review.",
+    )(approval_tick)
+
+
+def approval_tick(context: dg.SensorEvaluationContext, fitatlas: FitAtlasResource) -> dg.SensorResult:
+    """One evaluation of the approval sensor (module docstring)."""
+    settings = fitatlas.settings
 
     def run_in_progress(run_id: str) -> bool:
         run = context.instance.get_run_by_id(run_id)

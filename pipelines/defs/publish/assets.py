@@ -7,7 +7,7 @@ from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import publish_if_allowed
 from pipelines.publishing import PublicationRefused
 from pipelines.review_ledger import register_batch
-from pipelines.settings import load_settings
+from pipelines.resources import FitAtlasResource
 from pipelines.warehouse import WAREHOUSE_POOL
 
 BATCH_TAG = "fitatlas/batch_id"
@@ -26,8 +26,8 @@ BATCH_TAG = "fitatlas/batch_id"
     group_name="audit",
     pool=WAREHOUSE_POOL,
 )
-def audited_batch(context: dg.AssetExecutionContext):
-    settings = load_settings()
+def audited_batch(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
+    settings = fitatlas.settings
     batch = freeze_batch(settings, context.run.run_id)
     register_batch(
         settings,
@@ -59,8 +59,8 @@ def audited_batch(context: dg.AssetExecutionContext):
     "data/published/current/*.parquet, when the gate allows it: every blocking check passed, or a "
     f"reviewer approved exactly this content. The batch is the run's own, or the `{BATCH_TAG}` tag's.",
 )
-def publication(context: dg.AssetExecutionContext):
-    settings = load_settings()
+def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
+    settings = fitatlas.settings
     batch_id = context.run.tags.get(BATCH_TAG, context.run.run_id)
     try:
         outcome = publish_if_allowed(settings, batch_id)

@@ -18,7 +18,8 @@ from pipelines.batches import AUDITED_TABLES, batch_path
 from pipelines.defs.quality.suites import SuiteOutcome, load_suite, validate_frame
 from pipelines.publishing import exclusive_lock
 from pipelines.review_ledger import record_check_outcome
-from pipelines.settings import Settings, load_settings
+from pipelines.resources import FitAtlasResource
+from pipelines.settings import Settings
 from pipelines.warehouse import WAREHOUSE_POOL, sql_string
 
 METADATA_SAMPLE_ROWS = 10
@@ -138,8 +139,8 @@ def build_suite_check(table: str) -> dg.AssetChecksDefinition:
         pool=WAREHOUSE_POOL,
         description=f"Great Expectations suite expectations/{table}.json on this batch's `{table}`.",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        settings = load_settings()
+    def _check(context: dg.AssetCheckExecutionContext, fitatlas: FitAtlasResource) -> dg.AssetCheckResult:
+        settings = fitatlas.settings
         batch_id = context.run.run_id
         outcome = audit_table(settings, batch_id, table)
         if outcome.errored:

@@ -22,9 +22,10 @@ import json
 from typing import Any
 
 import dagster as dg
+import duckdb
 
-from pipelines.settings import load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import WAREHOUSE_POOL
 
 PROVIDER_PRICES_KEY = dg.AssetKey("provider_prices")
 TIER_REASON = "non_standard_tier"
@@ -33,24 +34,23 @@ SHOWN_TIER_ROWS = 100
 ALL_EXCLUDED_SQL = "select * from marts.provider_prices where excluded_reason is not null order by excluded_reason, provider, model_id"
 
 
-def excluded_prices() -> list[dict[str, Any]]:
+def excluded_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every excluded price in the warehouse, suspect ones first, with its evidence decoded."""
-    with connect(load_settings().warehouse_path) as con:
-        exists = con.execute(
-            "select 1 from information_schema.tables where table_schema = 'marts' and table_name = 'provider_prices'"
-        ).fetchone()
-        if not exists:
-            return []
-        cursor = con.execute(
-            f"""select model_id, provider, provider_raw, source, tier, provider_model_id,
-                       input_usd_per_mtok, output_usd_per_mtok, excluded_reason, excluded_evidence
-                from marts.provider_prices
-                where excluded_reason is not null
-                order by excluded_reason = '{TIER_REASON}', excluded_reason, provider, model_line nulls last,
-                         params_total nulls last, model_id, source, tier"""
-        )
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    exists = con.execute(
+        "select 1 from information_schema.tables where table_schema = 'marts' and table_name = 'provider_prices'"
+    ).fetchone()
+    if not exists:
+        return []
+    cursor = con.execute(
+        f"""select model_id, provider, provider_raw, source, tier, provider_model_id,
+                   input_usd_per_mtok, output_usd_per_mtok, excluded_reason, excluded_evidence
+            from marts.provider_prices
+            where excluded_reason is not null
+            order by excluded_reason = '{TIER_REASON}', excluded_reason, provider, model_line nulls last,
+                     params_total nulls last, model_id, source, tier"""
+    )
+    names = [column[0] for column in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
         evidence = json.loads(row.pop("excluded_evidence") or "{}")
         row["detail"] = evidence.get("detail")
@@ -75,8 +75,9 @@ def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
     "model priced below a smaller sibling - and lists each with its evidence (every source's rows for that "
     "provider and line, per size); free/batch/other tiers are counted, not flagged.",
 )
-def excluded_prices_check() -> dg.AssetCheckResult:
-    rows = excluded_prices()
+def excluded_prices_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
+        rows = excluded_prices(con)
     suspect = [row for row in rows if row["excluded_reason"] != TIER_REASON]
     tiers = [row for row in rows if row["excluded_reason"] == TIER_REASON]
     by_reason = _counts(suspect, "excluded_reason")

@@ -6,8 +6,8 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from pipelines.settings import load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect, read_table, replace_table
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
 from sizing.constants import PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE, SIZING_BUDGET
 from sizing.grid import fit_matrix as build_fit_matrix
 from sizing.grid import recommendations as build_recommendations
@@ -29,9 +29,8 @@ SIZING_GROUP = "size"
     "(quantization config, hf_quant_config.json, the Hub's safetensors dtype counts, repo name, config "
     "dtype) and any contradiction between them; unsupported configs keep their reason.",
 )
-def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    settings = load_settings()
-    with connect(settings.warehouse_path) as con:
+def model_specs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.get_connection() as con:
         configs = con.execute(
             "select model_id, config::varchar, quant_config::varchar, model_info_safetensors_parameters::varchar "
             "from staging.stg_hf__model_configs order by model_id"
@@ -42,7 +41,7 @@ def model_specs(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     specs, isolation = describe_isolated([SizingInput(*row) for row in configs], SIZING_BUDGET)
     for model_id in isolation.timed_out + isolation.crashed:
         context.log.error(f"{model_id}: sizing stopped outside its budget; the model is unsupported")
-    with connect(settings.warehouse_path) as con:
+    with warehouse.get_connection() as con:
         models, kv_groups = specs_to_frames(specs)
         replace_table(con, "sizing.model_specs", models)
         replace_table(con, "sizing.model_kv_groups", kv_groups)
@@ -83,9 +82,8 @@ def _grid_inputs(con) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     description="Model x GPU x precision x GPU count x context: memory breakdown per GPU, headroom, "
     "fit class and concurrency (sizing.grid.fit_matrix).",
 )
-def fit_matrix() -> dg.MaterializeResult:
-    settings = load_settings()
-    with connect(settings.warehouse_path) as con:
+def fit_matrix(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.get_connection() as con:
         models, kv_groups, gpus = _grid_inputs(con)
         matrix = build_fit_matrix(models, kv_groups, gpus, kv_dtype=PUBLISHED_KV_DTYPES)
         replace_table(con, "sizing.fit_matrix", matrix)
@@ -107,9 +105,8 @@ def fit_matrix() -> dg.MaterializeResult:
     description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
     "compared with the cheapest API price (sizing.grid.recommendations).",
 )
-def recommendations() -> dg.MaterializeResult:
-    settings = load_settings()
-    with connect(settings.warehouse_path) as con:
+def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.get_connection() as con:
         models, kv_groups, gpus = _grid_inputs(con)
         matrix = read_table(con, f"select * from sizing.fit_matrix where kv_dtype = '{RECOMMENDATION_KV_DTYPE}'")
         prices = read_table(con, "select * from marts.provider_prices")

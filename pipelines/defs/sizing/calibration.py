@@ -9,8 +9,9 @@ configs in ``pipelines/snapshot/hf``; GPU specs are the datasheet values in
 
 import dagster as dg
 
-from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR, load_settings
-from pipelines.warehouse import WAREHOUSE_POOL, connect, replace_table
+from pipelines.resources import WarehouseResource
+from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR
+from pipelines.warehouse import WAREHOUSE_POOL, replace_table
 from sizing.calibration import calibration_table, error_summary, load_measurements, load_specs
 
 from .assets import SIZING_GROUP
@@ -32,11 +33,10 @@ CONFIG_DIR = SNAPSHOT_DIR / "hf"
     "measured, the train/held_out split of the class calibration and the speed class "
     "(sizing.calibration.calibration_table).",
 )
-def calibration() -> dg.MaterializeResult:
-    settings = load_settings()
+def calibration(warehouse: WarehouseResource) -> dg.MaterializeResult:
     measurements = load_measurements(MEASUREMENT_FILES)
     table = calibration_table(measurements, load_specs(CONFIG_DIR))
-    with connect(settings.warehouse_path) as con:
+    with warehouse.get_connection() as con:
         replace_table(con, "sizing.calibration", table)
     held = error_summary(table).row(0, named=True)
     return dg.MaterializeResult(

@@ -1,6 +1,7 @@
 """dbt staging and marts as Dagster assets; dbt tests become asset checks."""
 
 
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from pipelines.dbt_project import fitatlas_dbt_project
-from pipelines.settings import configure_environment
+from pipelines.resources import WarehouseResource
 from pipelines.warehouse import WAREHOUSE_POOL
 
 
@@ -38,6 +39,11 @@ TRANSLATOR = FitAtlasDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_
 MODEL_MARTS = "source:sizing.model_specs+"
 
 
+def warehouse_vars(warehouse: WarehouseResource) -> list[str]:
+    """dbt's profile reads the warehouse file from this var (dbt_project/profiles.yml)."""
+    return ["--vars", json.dumps({"fitatlas_warehouse": warehouse.database})]
+
+
 def build_dbt_assets(name: str, *, select: str = "fqn:*", exclude: str = "") -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=fitatlas_dbt_project.manifest_path,
@@ -48,9 +54,8 @@ def build_dbt_assets(name: str, *, select: str = "fqn:*", exclude: str = "") -> 
         pool=WAREHOUSE_POOL,
         name=name,
     )
-    def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        configure_environment()
-        yield from dbt.cli(["build"], context=context).stream()
+    def _dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        yield from dbt.cli(["build", *warehouse_vars(warehouse)], context=context).stream()
 
     return _dbt
 
@@ -59,5 +64,6 @@ dbt_staging_and_reference_marts = build_dbt_assets("dbt_staging_and_reference_ma
 dbt_model_marts = build_dbt_assets("dbt_model_marts", select=MODEL_MARTS)
 
 
-# The dbt installed beside this interpreter (the project's venv), whether or not it is on PATH.
-dbt_resource = DbtCliResource(project_dir=fitatlas_dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt")))
+def dbt_resource() -> DbtCliResource:
+    """The dbt installed beside this interpreter (the project's venv), whether or not it is on PATH."""
+    return DbtCliResource(project_dir=fitatlas_dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt")))
