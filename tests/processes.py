@@ -8,15 +8,16 @@ import subprocess
 import time
 
 
-def wait_for(predicate, timeout_s: float, what: str):
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.5):
     """Poll ``predicate`` until it returns something truthy; ``timeout_s`` bounds a failure, it is not
-    a speed assertion (give loaded CI machines room)."""
+    a speed assertion (give loaded CI machines room). ``interval_s`` is how long a poll waits: short
+    where the waiting test holds something the process under test is queued behind."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
