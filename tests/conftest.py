@@ -16,6 +16,14 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The fast tier (`make test-fast`) deselects these; registered here until pyproject lists it."""
+    config.addinivalue_line(
+        "markers",
+        "integration: runs a pipeline, a Dagster instance or daemon, dbt, a subprocess pipeline or GE suites",
+    )
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """`make test` parses dbt first; a bare `pytest` gets the same manifest here."""
     manifest = REPO_ROOT / "dbt_project" / "target" / "manifest.json"

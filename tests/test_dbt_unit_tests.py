@@ -17,12 +17,15 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 from test_dbt_normalisation import DBT_PROJECT, RAW_TABLES
 
 from pipelines.defs.ingest.freshness import ensure_attempts_table
 from pipelines.defs.ingest.landing import land_units
 from pipelines.warehouse import replace_table
 from sizing.model_spec import specs_to_frames
+
+pytestmark = pytest.mark.integration
 
 UNIT_TESTS_AT_LEAST = 15
 """Unit tests dbt listed once every block sat at the top level of its model's YAML (issue 10)."""

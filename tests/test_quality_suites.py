@@ -10,6 +10,8 @@ import pytest
 from pipelines.batches import AUDITED_TABLES
 from pipelines.defs.quality.suites import load_suite, suite_path, validate_frame
 
+pytestmark = pytest.mark.integration
+
 
 def suite(*expectations: dict, key_columns: list[str] | None = None) -> dict:
     return {"name": "t", "key_columns": key_columns or ["gpu_id"], "expectations": list(expectations)}

@@ -12,6 +12,8 @@ from pipelines.defs.quality.suites import load_suite, validate_frame
 from sizing.grid import fit_matrix, recommendations
 from sizing.model_spec import specs_to_frames
 
+pytestmark = pytest.mark.integration
+
 NEMOTRON_H = "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8"
 LLAMA_FP8 = "nvidia/Llama-3.1-70B-Instruct-FP8"
 
