@@ -127,10 +127,35 @@ def test_unsupported_or_malformed_configs_say_why(config, reason):
     assert spec.params_total == 0
 
 
-@pytest.mark.parametrize("config", [None, [], "x", {"text_config": 3}, {"model_type": 5}, {"model_type": "qwen3_moe", "num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "intermediate_size": 4, "num_experts": 4, "num_experts_per_tok": 2, "mlp_only_layers": None, "decoder_sparse_step": 0}])
-def test_describe_never_raises(config):
+NOT_AN_OBJECT = (False, "config is not a JSON object", 0, 0)
+NO_MODEL_TYPE = (False, "unsupported model_type 'None': no parameter accounting for this architecture", 0, 0)
+# Sized by hand as a Qwen3-MoE with decoder_sparse_step 1 and no dense layers (layouts._is_moe_layer
+# reads 0 and None so), head_dim 8/2 = 4 and 2 kv heads (HFConfig's defaults when absent), expert
+# width = intermediate_size 4 (no moe_intermediate_size). Per layer: q,k,v,o 4 x 8x8 = 256, q/k norms
+# 2 x 4, two RMSNorms 2 x 8, router 8x4 = 32, experts 4 x 3 x 8x4 = 384 (2 active: 192). Embeddings
+# 10x8 + untied lm_head 10x8 + final norm 8 = 168. Total 2 x 696 + 168 = 1560; active 2 x 504 + 168.
+DEGENERATE_QWEN3_MOE = (True, None, 1560, 1176)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (None, NOT_AN_OBJECT),
+        ([], NOT_AN_OBJECT),
+        ("x", NOT_AN_OBJECT),
+        ({"text_config": 3}, NO_MODEL_TYPE),
+        ({"model_type": 5}, NO_MODEL_TYPE),
+        ({"model_type": "qwen3_moe", "num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10,
+          "intermediate_size": 4, "num_experts": 4, "num_experts_per_tok": 2, "mlp_only_layers": None,
+          "decoder_sparse_step": 0}, DEGENERATE_QWEN3_MOE),
+    ],
+)
+def test_describe_never_raises(config, expected):
+    """Inputs that crash naive code (`layer % decoder_sparse_step`, `layer in mlp_only_layers`) get a
+    spec, not an exception: unsupported with a reason naming the problem and no parameters, or sized."""
     spec = describe(config, model_id="x")  # type: ignore[arg-type]
     assert spec.model_id == "x"
+    assert (spec.supported, spec.reason, spec.params_total, spec.params_active) == expected
 
 
 def test_remote_code_families_without_oracle():
