@@ -125,6 +125,7 @@ def publish_batch(
     approval_kind: str,
     checks_passed: int,
     checks_failed: int,
+    on_step: Callable[[str], None] | None = None,
 ) -> Publication:
     """Copy a frozen batch's audited tables into a new publication and make it current.
 
@@ -132,7 +133,13 @@ def publish_batch(
     (passed/approved -> publishing), and the tables copied must hash to `content_sha256` (what
     was audited and approved). Raises PublicationRefused otherwise, before anything BI reads is
     touched.
+
+    `on_step`, when given, is called with each step's name as the step completes ("claimed",
+    "copied <table>", "built", "archived", "exported <table>", "parquet version", "parquet
+    current", "staged", "swapped"), so a crash test can kill the publisher at every step instead
+    of at a guessed moment.
     """
+    step = on_step or _no_step
     with exclusive_lock(publish_lock_path(settings)):
         recover_interrupted_publication(settings)
         record = get_batch(settings, batch_id)
@@ -143,6 +150,7 @@ def publish_batch(
             claim_for_publication(settings, batch_id)
         except LedgerConflict as error:
             raise PublicationRefused(str(error)) from error
+        step("claimed")
         try:
             published = _build_and_swap(
                 settings,
@@ -153,6 +161,7 @@ def publish_batch(
                 approval_kind=approval_kind,
                 checks_passed=checks_passed,
                 checks_failed=checks_failed,
+                step=step,
             )
         except BaseException:
             release_claim(settings, batch_id)
@@ -204,6 +213,7 @@ def _build_and_swap(
     approval_kind: str,
     checks_passed: int,
     checks_failed: int,
+    step: Callable[[str], None],
 ) -> Publication:
     now = datetime.now(timezone.utc)
     publication_id = f"{now:%Y%m%dT%H%M%S%fZ}-{batch_id[:8]}"
@@ -219,6 +229,7 @@ def _build_and_swap(
         for table in AUDITED_TABLES:
             con.execute(f"create table {table} as select * from batch.{table}")
             row_counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
+            step(f"copied {table}")
         con.execute("detach batch")
         if content_hash(con) != content_sha256:
             raise PublicationRefused(f"batch {batch_id} changed: its tables no longer hash to {content_sha256}")
@@ -241,22 +252,28 @@ def _build_and_swap(
         con.execute("checkpoint")
     finally:
         con.close()
+    step("built")
     final = archive / f"{publication_id}.duckdb"
     os.replace(building, final)
-    make_current(settings, final)
+    step("archived")
+    make_current(settings, final, step)
     _prune_archive(archive)
     return Publication(publication_id, batch_id, final, row_counts, content_sha256)
 
 
-def make_current(settings: Settings, publication_file: Path) -> None:
+def make_current(settings: Settings, publication_file: Path, step: Callable[[str], None] | None = None) -> None:
     """Swap a whole publication in: Parquet first (versioned dir + symlink), then the DuckDB file."""
-    _export_parquet(settings, publication_file)
+    step = step or _no_step
+    _export_parquet(settings, publication_file, step)
+    step("parquet current")
     staged = settings.published_path.with_name(f".{settings.published_path.name}.staged")
     shutil.copyfile(publication_file, staged)
     with open(staged, "rb") as handle:
         os.fsync(handle.fileno())
+    step("staged")
     os.replace(staged, settings.published_path)
     _fsync_dir(settings.published_path.parent)
+    step("swapped")
 
 
 def rollback(
@@ -367,7 +384,7 @@ def _restore_history(con: duckdb.DuckDBPyConnection, history: list[dict]) -> Non
         )
 
 
-def _export_parquet(settings: Settings, publication_file: Path) -> None:
+def _export_parquet(settings: Settings, publication_file: Path, step: Callable[[str], None]) -> None:
     root = settings.published_parquet_dir
     root.mkdir(parents=True, exist_ok=True)
     version_dir = root / publication_file.stem
@@ -379,9 +396,11 @@ def _export_parquet(settings: Settings, publication_file: Path) -> None:
         try:
             for table in PUBLISHED_TABLES:
                 con.execute(f"copy {table} to {sql_string(building / (table + '.parquet'))} (format parquet)")
+                step(f"exported {table}")
         finally:
             con.close()
         os.replace(building, version_dir)
+        step("parquet version")
     _point_parquet_current(settings, version_dir.name)
 
 
@@ -398,6 +417,10 @@ def _point_parquet_current(settings: Settings, version: str) -> None:
     _fsync_dir(root)
     for leftover in root.glob(".*.building"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _no_step(name: str) -> None:
+    pass
 
 
 def _fsync_dir(directory: Path) -> None:

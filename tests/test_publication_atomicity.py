@@ -1,13 +1,15 @@
 """Atomic publication under crashes and concurrency, with real processes.
 
-- A publisher killed with SIGKILL at several points leaves `published.duckdb` and the Parquet
-  export whole: exactly the previous publication or the new one, never a mix, and the next
-  publication succeeds over whatever it left behind.
+- A publisher killed with SIGKILL after each step of a publication (it announces each step through
+  `publish_batch`'s `on_step` callback and waits there to be killed) leaves `published.duckdb` and
+  the Parquet export whole: exactly the previous publication or the new one, the one the step says,
+  never a mix, and the next publication succeeds over whatever it left behind.
 - Two publishers of one approved batch publish it once; two `fitatlas run` on one data dir both
   finish, one after the other, with no duplicate publication.
 
 Batches for the crash and publisher tests are synthetic but real DuckDB files (one table per
-audited table, large enough that publishing takes seconds), registered in a real review ledger.
+audited table), registered in a real review ledger. The processes hand over through lines on their
+stdout and stdin, never through a sleep, so the outcomes do not depend on the machine's speed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -26,35 +27,65 @@ import pytest
 from pipelines.batches import AUDITED_TABLES, batch_path, content_hash
 from pipelines.gate import publish_if_allowed
 from pipelines.publishing import PUBLISHED_TABLES, PublicationRefused, exclusive_lock, read_publications, rollback
+from processes import wait_for
 from pipelines.review import approve
 from pipelines.review_ledger import LedgerConflict, claim_for_publication, get_batch, record_check_outcome, register_batch
-from pipelines.settings import REPO_ROOT, Settings, load_settings
+from pipelines.settings import REPO_ROOT, Settings
 from pipelines.warehouse import warehouse_lock, warehouse_lock_path
 from review_keys import reviewer_setup
 
-ROWS_PER_TABLE = 400_000
+pytestmark = pytest.mark.integration
+
+ROWS_PER_TABLE = 1_000
+# The gate as `fitatlas` runs it, with `publish_batch`'s step callback announcing each step on
+# stdout. --wait-for-go: say "ready", then start only on a "go" line on stdin. --pause-at STEP:
+# stop after that step until killed.
 PUBLISHER = """
-import sys, time
-from pathlib import Path
-from pipelines.gate import publish_if_allowed
-from pipelines.publishing import PublicationRefused
-from pipelines.settings import load_settings
-go = Path(sys.argv[2]) if len(sys.argv) > 2 else None
-while go is not None and not go.exists():
-    time.sleep(0.005)
+import argparse, functools, signal, sys
+import pipelines.gate
+from pipelines.publishing import PublicationRefused, publish_batch
+from pipelines.settings import Settings
+parser = argparse.ArgumentParser()
+parser.add_argument("batch_id")
+parser.add_argument("--wait-for-go", action="store_true")
+parser.add_argument("--pause-at")
+args = parser.parse_args()
+
+def announce(step):
+    print(f"step {step}", flush=True)
+    if step == args.pause_at:
+        signal.pause()
+
+pipelines.gate.publish_batch = functools.partial(publish_batch, on_step=announce)
+if args.wait_for_go:
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit("no go")
 print("publishing", flush=True)
 try:
-    publish_if_allowed(load_settings(), sys.argv[1])
+    pipelines.gate.publish_if_allowed(Settings.from_environment(), args.batch_id)
 except PublicationRefused as error:
     print(f"refused: {error}", flush=True)
 else:
     print("published", flush=True)
 """
+# What a publisher announces, in order (`publish_batch`'s docstring): every point it can die at.
+PUBLICATION_STEPS = [
+    "claimed",
+    *(f"copied {table}" for table in AUDITED_TABLES),
+    "built",
+    "archived",
+    *(f"exported {table}" for table in PUBLISHED_TABLES),
+    "parquet version",
+    "parquet current",
+    "staged",
+    "swapped",
+]
 
 
 def settings_for(data_dir: Path) -> Settings:
-    os.environ["FITATLAS_DATA_DIR"] = str(data_dir)
-    return load_settings()
+    """What a publisher started by `start_publisher` on `data_dir` reads (the reviewers file too)."""
+    return Settings.from_environment({**os.environ, "FITATLAS_DATA_DIR": str(data_dir)})
 
 
 def make_batch(settings: Settings, batch_id: str, *, seed: int, failing: bool = False) -> str:
@@ -109,10 +140,23 @@ def leftovers(settings: Settings) -> list[str]:
     return found
 
 
-def start_publisher(data_dir: Path, batch_id: str, go: Path | None = None) -> subprocess.Popen:
+def start_publisher(data_dir: Path, batch_id: str, *options: str) -> subprocess.Popen:
     env = {**os.environ, "FITATLAS_DATA_DIR": str(data_dir)}
-    argv = [sys.executable, "-c", PUBLISHER, batch_id, *([str(go)] if go else [])]
-    return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-c", PUBLISHER, batch_id, *options]
+    return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def read_until(process: subprocess.Popen, line: str) -> list[str]:
+    """The lines a publisher printed up to and including `line`; fails with its stderr if it exits first."""
+    seen: list[str] = []
+    while not seen or seen[-1] != line:
+        next_line = process.stdout.readline()
+        if not next_line:
+            process.wait()
+            raise AssertionError(f"publisher exited ({process.returncode}) before {line!r}: {seen}\n{process.stderr.read()}")
+        seen.append(next_line.rstrip("\n"))
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -127,43 +171,44 @@ def old_published_new_passed(tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return data_dir, old_hash, new_hash
 
 
-def test_sigkill_during_publish_leaves_old_or_new_publication_whole(old_published_new_passed, tmp_path):
+def test_sigkill_after_every_publication_step_leaves_old_or_new_publication_whole(old_published_new_passed, tmp_path):
+    """Killed after each step in turn, the publisher leaves BI exactly the state that step implies:
+    the old publication until the Parquet `current` swap, new Parquet beside the old DuckDB file
+    until the DuckDB swap (the DuckDB file is the commit point), the new one after. The next
+    publication then leaves both new and nothing half-built behind."""
     pristine, old_hash, new_hash = old_published_new_passed
-    calibration = tmp_path / "calibration"
-    shutil.copytree(pristine, calibration, symlinks=True)
-    process = start_publisher(calibration, "new")
-    assert process.stdout.readline().strip() == "publishing"
-    started = time.monotonic()
-    assert process.stdout.readline().strip() == "published", process.stderr.read()
-    duration = time.monotonic() - started
-    process.wait()
+    whole_run = tmp_path / "whole run"
+    shutil.copytree(pristine, whole_run, symlinks=True)
+    process = start_publisher(whole_run, "new")
+    out, err = process.communicate(timeout=120)
+    assert out.splitlines() == ["publishing", *(f"step {step}" for step in PUBLICATION_STEPS), "published"], err
 
-    outcomes = []
-    for fraction in (0.02, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9):
-        data_dir = tmp_path / f"kill-{fraction}"
+    for index, step in enumerate(PUBLICATION_STEPS):
+        data_dir = tmp_path / f"killed after {step}"
         shutil.copytree(pristine, data_dir, symlinks=True)
-        process = start_publisher(data_dir, "new")
-        assert process.stdout.readline().strip() == "publishing"
-        time.sleep(fraction * duration)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        settings = settings_for(data_dir)
-        seen = published_hash(settings)
-        assert seen in (old_hash, new_hash), fraction
-        assert parquet_hash(settings) in (old_hash, new_hash), fraction
-        outcomes.append((fraction, process.returncode, "new" if seen == new_hash else "old"))
-
+        process = start_publisher(data_dir, "new", "--pause-at", step)
         try:
+            read_until(process, f"step {step}")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=60)
+        assert process.returncode == -signal.SIGKILL, step
+        settings = settings_for(data_dir)
+        duckdb_is_new = index >= PUBLICATION_STEPS.index("swapped")
+        parquet_is_new = index >= PUBLICATION_STEPS.index("parquet current")
+        expected = (new_hash if duckdb_is_new else old_hash, new_hash if parquet_is_new else old_hash)
+        assert (published_hash(settings), parquet_hash(settings)) == expected, step
+        assert get_batch(settings, "new").status == "publishing", step
+
+        if duckdb_is_new:  # it died after the commit point: recovery records the publication
+            with pytest.raises(PublicationRefused, match="already published"):
+                publish_if_allowed(settings, "new")
+        else:
             publish_if_allowed(settings, "new")
-        except PublicationRefused as error:
-            assert "already published" in str(error), (fraction, error)
-        assert published_hash(settings) == new_hash
-        assert parquet_hash(settings) == new_hash
-        assert [row["batch_id"] for row in read_publications(settings.published_path)] == ["old", "new"]
-        assert get_batch(settings, "new").status == "published"
-        assert leftovers(settings) == [], fraction
-    assert any(code == -signal.SIGKILL for _, code, _ in outcomes), outcomes
-    assert any(state == "old" and code == -signal.SIGKILL for _, code, state in outcomes), outcomes
+        assert (published_hash(settings), parquet_hash(settings)) == (new_hash, new_hash), step
+        assert [row["batch_id"] for row in read_publications(settings.published_path)] == ["old", "new"], step
+        assert get_batch(settings, "new").status == "published", step
+        assert leftovers(settings) == [], step
 
 
 def test_leftover_building_and_staged_files_do_not_break_the_next_publication(old_published_new_passed, tmp_path):
@@ -185,15 +230,17 @@ def test_two_publishers_of_one_approved_batch_publish_it_once(old_published_new_
     pristine, _, new_hash = old_published_new_passed
     data_dir = tmp_path / "data"
     shutil.copytree(pristine, data_dir, symlinks=True)
+    keys = reviewer_setup(tmp_path, monkeypatch, "alice")  # a real SSH key; publishers verify its signature
     settings = settings_for(data_dir)
     make_batch(settings, "approved", seed=2, failing=True)
-    keys = reviewer_setup(tmp_path, monkeypatch, "alice")  # a real SSH key; publishers verify its signature
     approve(settings, "approved", reviewer="alice", reason="checked by hand", key=keys["alice"])
 
-    go = tmp_path / "go"
-    publishers = [start_publisher(data_dir, "approved", go) for _ in range(2)]
-    time.sleep(1.0)
-    go.touch()
+    publishers = [start_publisher(data_dir, "approved", "--wait-for-go") for _ in range(2)]
+    for publisher in publishers:
+        read_until(publisher, "ready")
+    for publisher in publishers:
+        publisher.stdin.write("go\n")
+        publisher.stdin.flush()
     outputs = [p.communicate(timeout=120)[0] for p in publishers]
     assert all(p.returncode == 0 for p in publishers), outputs
     assert sorted(out.splitlines()[-1].split(":")[0] for out in outputs) == ["published", "refused"], outputs
@@ -256,15 +303,16 @@ def test_two_runs_at_once_both_finish_in_turn_without_duplicate_publication(tmp_
     data_dir, dagster_home = tmp_path / "data", tmp_path / "dagster"
     first = fitatlas_run(data_dir, dagster_home)
     lock = warehouse_lock_path(data_dir)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def first_holds_the_lock() -> bool:
+        assert first.poll() is None, first.communicate()
         try:
             with exclusive_lock(lock, wait=False):
-                pass
+                return False
         except (BlockingIOError, FileNotFoundError):
-            break
-        assert time.monotonic() < deadline and first.poll() is None, "first run never took the run lock"
-        time.sleep(0.05)
+            return True
+
+    wait_for(first_holds_the_lock, 300, "the first run to take the run lock", interval_s=0.05)
     second = fitatlas_run(data_dir, dagster_home)
     first_out, first_err = first.communicate(timeout=900)
     second_out, second_err = second.communicate(timeout=900)
