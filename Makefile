@@ -1,4 +1,4 @@
-# FitAtlas: `make run` (pipeline once, publish), `make test`, `make dev` (Dagster UI + daemon), `make bench`.
+# FitAtlas: `make run` (pipeline once, publish), `make test` (`make test-fast`: no integration tests), `make lint`, `make dev` (Dagster UI + daemon), `make bench`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install dbt-prepare run test dev bench snapshot clean
+.PHONY: install dbt-prepare run test test-fast lint dev bench snapshot clean
 
 # The venv is rebuilt only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -30,6 +30,14 @@ run: $(MANIFEST)
 
 test: $(MANIFEST)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Inner loop: everything but the tests marked integration (pipelines, Dagster, dbt, GE suites).
+test-fast: $(MANIFEST)
+	$(BIN)/python -m pytest -q -n 2 -m "not integration"
+
+# ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 dev: $(MANIFEST)
 	mkdir -p $(DAGSTER_HOME)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import polars as pl  # noqa: E402
 
+from pipelines.defs.sizing.calibration import MEASUREMENT_FILES  # noqa: E402  (one home for the inputs)
 from sizing.calibration import (  # noqa: E402
     calibration_table,
     error_summary,
@@ -42,7 +43,6 @@ from sizing.calibration import (  # noqa: E402
 )
 from sizing.constants import DECODE, PREFILL  # noqa: E402
 
-from pipelines.defs.sizing.calibration import MEASUREMENT_FILES  # noqa: E402  (one home for the inputs)
 CONFIGS = REPO / "pipelines" / "snapshot" / "hf"
 
 

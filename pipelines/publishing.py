@@ -23,7 +23,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -215,7 +215,7 @@ def _build_and_swap(
     checks_failed: int,
     step: Callable[[str], None],
 ) -> Publication:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     publication_id = f"{now:%Y%m%dT%H%M%S%fZ}-{batch_id[:8]}"
     archive = archive_dir(settings)
     archive.mkdir(parents=True, exist_ok=True)
@@ -307,7 +307,7 @@ def rollback(
         target_file = archive_dir(settings) / f"{target['publication_id']}.duckdb"
         if not target_file.exists():
             raise PublicationRefused(f"publication {target['publication_id']} is no longer in the archive ({target_file})")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rollback_id = f"{now:%Y%m%dT%H%M%S%fZ}-rollback"
         building = archive_dir(settings) / f".{rollback_id}.duckdb.building"
         shutil.copyfile(target_file, building)
@@ -358,7 +358,7 @@ def read_publications(published_path: Path) -> list[dict]:
         columns = [c[0] for c in con.description]
     finally:
         con.close()
-    history = [dict(zip(columns, row)) for row in rows]
+    history = [dict(zip(columns, row, strict=True)) for row in rows]
     for row in history:
         if isinstance(row.get("row_counts"), str):
             row["row_counts"] = json.loads(row["row_counts"])

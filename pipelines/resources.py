@@ -32,7 +32,7 @@ from pipelines.defs.ingest.live_config import (
     DEFAULT_OPENROUTER_URL,
     LiveConfig,
 )
-from pipelines.settings import SettingsError, Settings, SourceMode
+from pipelines.settings import Settings, SettingsError, SourceMode
 
 
 class FitAtlasResource(dg.ConfigurableResource):

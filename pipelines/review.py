@@ -12,7 +12,7 @@ verified before the decision is recorded, and the gate verifies it again before 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def show(settings: Settings, batch_id: str) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _sign_and_verify(fields: dict[str, Any], key: str | Path | None, reviewers) -> tuple[bytes, str]:

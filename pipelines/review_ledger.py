@@ -18,7 +18,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.settings import Settings
@@ -120,7 +120,7 @@ def open_ledger(settings: Settings) -> Iterator[sqlite3.Connection]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def register_batch(settings: Settings, *, batch_id: str, run_id: str, content_sha256: str, path: Path, row_counts: dict[str, int]) -> None:
@@ -151,14 +151,14 @@ def get_batch(settings: Settings, batch_id: str) -> BatchRecord | None:
         cursor = con.execute("select rowid as seq, * from batches where batch_id = ?", [batch_id])
         columns = [c[0] for c in cursor.description]
         row = cursor.fetchone()
-    return _to_record(dict(zip(columns, row))) if row else None
+    return _to_record(dict(zip(columns, row, strict=True))) if row else None
 
 
 def list_batches(settings: Settings, statuses: tuple[str, ...] | None = None) -> list[BatchRecord]:
     with open_ledger(settings) as con:
         cursor = con.execute("select rowid as seq, * from batches order by rowid")
         columns = [c[0] for c in cursor.description]
-        rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     records = [_to_record(row) for row in rows]
     return [r for r in records if statuses is None or r.status in statuses]
 
@@ -221,7 +221,7 @@ def get_rollback(settings: Settings, rollback_id: int) -> dict | None:
         cursor = con.execute("select * from rollbacks where rollback_id = ?", [rollback_id])
         columns = [c[0] for c in cursor.description]
         row = cursor.fetchone()
-    return dict(zip(columns, row)) | {"kind": "rollback", "decision": "rollback"} if row else None
+    return dict(zip(columns, row, strict=True)) | {"kind": "rollback", "decision": "rollback"} if row else None
 
 
 def mark_rollback_done(settings: Settings, rollback_id: int, publication_id: str) -> None:
@@ -234,7 +234,7 @@ def decisions_for(settings: Settings, batch_id: str) -> list[dict]:
         cursor = con.execute("select * from decisions where batch_id = ? order by decision_id", [batch_id])
         columns = [c[0] for c in cursor.description]
         return [
-            dict(zip(columns, row)) | {"kind": "batch_decision", "failed_checks": json.loads(row[columns.index("failed_checks")])}
+            dict(zip(columns, row, strict=True)) | {"kind": "batch_decision", "failed_checks": json.loads(row[columns.index("failed_checks")])}
             for row in cursor.fetchall()
         ]
 

@@ -196,8 +196,7 @@ def sign(message: bytes, key: Path) -> str:
             result = subprocess.run(
                 [_ssh_keygen(), "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(path)],
                 stdin=None if interactive else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                capture_output=True,
                 text=True,
                 timeout=None if interactive else SIGN_TIMEOUT_S,
             )

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -98,7 +98,7 @@ def warehouse_lock(
         try:
             handle.seek(0)
             handle.truncate()
-            since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            since = datetime.now(UTC).isoformat(timespec="seconds")
             handle.write(json.dumps({"holder": holder, "pid": os.getpid(), "since": since}))
             handle.flush()
             yield

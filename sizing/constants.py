@@ -13,9 +13,9 @@ re-check these numbers when the engine version moves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 GIB = 1024**3
 GB = 1e9

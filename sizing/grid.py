@@ -46,16 +46,16 @@ import polars as pl
 from sizing.checkpoints import checkpoint_columns
 from sizing.constants import (
     COST,
-    RANKING,
-    Ranking,
     DECODE,
-    PREFILL,
-    DecodeEfficiency,
-    PrefillEfficiency,
     DEFAULT_CONTEXTS,
     DEFAULT_GPU_COUNTS,
     GB,
+    PREFILL,
+    RANKING,
     WORKLOAD,
+    DecodeEfficiency,
+    PrefillEfficiency,
+    Ranking,
 )
 from sizing.cost import api_prices, cost_columns
 from sizing.kv import attention_tokens_frame, kv_per_gpu_frame
@@ -71,10 +71,10 @@ from sizing.parallelism import (
 )
 from sizing.speed import (
     attention_dp_expr,
-    class_scale_columns,
-    gpu_generation_expr,
     attention_dp_kv_pool_bytes_expr,
+    class_scale_columns,
     decode_itl_s_expr,
+    gpu_generation_expr,
     output_tok_s_expr,
     prefill_compute_s_expr,
     speed_basis_columns,

@@ -51,9 +51,9 @@ Constants: ``sizing.constants.DECODE`` / ``PREFILL`` (calibrated, see benchmarks
 
 from __future__ import annotations
 
-import polars as pl
-
 from collections.abc import Mapping
+
+import polars as pl
 
 from sizing.constants import (
     CALIBRATION,

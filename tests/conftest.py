@@ -12,16 +12,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
+# The test session is a process start, like the CLI's: no telemetry from dbt or GE anywhere below.
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """The fast tier (`make test-fast`) deselects these; registered here until pyproject lists it."""
-    config.addinivalue_line(
-        "markers",
-        "integration: runs a pipeline, a Dagster instance or daemon, dbt, a subprocess pipeline or GE suites",
-    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

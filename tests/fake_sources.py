@@ -44,7 +44,7 @@ STATIC_FILES = {
 LIVE_ENV_CLEARED = ("HF_TOKEN", "FITATLAS_HTTP_ALLOWED_HOSTS", "FITATLAS_SPEC_SHEETS_DIR", "FITATLAS_SNAPSHOT_DIR")
 
 
-def live_mode_env(server: "FakeSources", data_dir: Path, watchlist: Path, clouds: tuple[str, ...]) -> dict[str, str]:
+def live_mode_env(server: FakeSources, data_dir: Path, watchlist: Path, clouds: tuple[str, ...]) -> dict[str, str]:
     """Live mode pointed at this server, with timeouts and backoffs short enough for tests."""
     return {
         "FITATLAS_SOURCE": "live",

@@ -104,7 +104,7 @@ def _python_value(value, kind: str) -> str:
     if kind == "float":
         if math.isnan(value):
             return "fnan"
-        return "f0" if value == 0 else "f" + ("%.12g" % value)
+        return "f0" if value == 0 else f"f{value:.12g}"
     if kind == "bool":
         return "b1" if value else "b0"
     if kind == "timestamp":
@@ -126,7 +126,7 @@ def test_the_hash_is_the_documented_format_computed_without_duckdb(tmp_path):
             columns, rows = list(kinds_t), [(1, "v")]
         kind_of = kinds if table == "models" else {"id": "int", "label": "text"}
         row_digests = sorted(
-            hashlib.sha256("\t".join(_python_value(v, kind_of[c]) for c, v in zip(columns, row)).encode()).hexdigest()
+            hashlib.sha256("\t".join(_python_value(v, kind_of[c]) for c, v in zip(columns, row, strict=True)).encode()).hexdigest()
             for row in rows
         )
         header = ",".join(f"{c}:{kind_of[c]}" for c in columns)

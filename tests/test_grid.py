@@ -32,7 +32,7 @@ def test_fit_matrix_columns_and_size(fm, frames):
     # every model has 131072 context here except Mixtral (32768): 5 precisions x 4 GPUs x 5 counts
     per_model = fm.group_by("model_id").len()
     expected = {m: 5 * gpus.height * 5 * (2 if m.startswith("mistralai") else 3) for m in models["model_id"]}
-    assert dict(zip(per_model["model_id"], per_model["len"])) == expected
+    assert dict(zip(per_model["model_id"], per_model["len"], strict=True)) == expected
     assert fm.select(pl.struct("model_id", "gpu_id", "precision", "gpu_count", "context_length", "kv_dtype").is_unique().all()).item()
 
 

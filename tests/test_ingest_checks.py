@@ -14,7 +14,12 @@ from fake_sources import OPENROUTER_PATH, SHARED_DATA, FakeSources
 from pipeline_runs import live_resources
 
 from pipelines.defs.ingest.assets import RAW_SOURCES, raw_assets
-from pipelines.defs.ingest.checks import UNMAPPED_KEY, build_failure_check, ingest_checks, unmapped_provider_prices_check
+from pipelines.defs.ingest.checks import (
+    UNMAPPED_KEY,
+    build_failure_check,
+    ingest_checks,
+    unmapped_provider_prices_check,
+)
 from pipelines.resources import WarehouseResource
 from pipelines.settings import Settings
 from pipelines.warehouse import connect

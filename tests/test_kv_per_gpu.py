@@ -89,9 +89,9 @@ def llama_405b() -> ModelSpec:  # meta-llama__Meta-Llama-3.1-405B/config.json
 def mixtral() -> ModelSpec:
     """mistralai__Mixtral-8x7B-v0.1/config.json: 32 layers, 8 experts top-2, I=14336 (sizing_anchors 2.1:
     46.70 B total / 12.88 B active)."""
-    h, L, I, E, k, V = 4096, 32, 14336, 8, 2, 32000
+    h, L, inter, E, k, V = 4096, 32, 14336, 8, 2, 32000
     attn = h * 32 * 128 * 2 + 2 * h * 8 * 128
-    expert = 3 * h * I
+    expert = 3 * h * inter
     routed = L * E * expert
     non_expert = L * (attn + h * E + 2 * h) + 2 * V * h + h
     total, active = non_expert + routed, non_expert + L * k * expert

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
 from pathlib import Path
 
 import pytest
-from fake_sources import GENAI_PATH, LITELLM_PATH, OPENROUTER_PATH, FakeSources, Fault, litellm_subset, live_mode_env, skypilot_path
+from fake_sources import (
+    GENAI_PATH,
+    LITELLM_PATH,
+    OPENROUTER_PATH,
+    FakeSources,
+    Fault,
+    litellm_subset,
+    live_mode_env,
+    skypilot_path,
+)
 
 from pipelines.defs.ingest.http import (
     Fetched,
@@ -433,7 +443,7 @@ def test_a_low_quota_spaces_requests_out_before_the_server_says_429(server: Fake
         for _ in range(6):
             outcomes.append(fetcher.get(url))
             stamps.append(time.monotonic())
-    gaps = [after - before for before, after in zip(stamps, stamps[1:])]
+    gaps = [after - before for before, after in itertools.pairwise(stamps)]
     assert all(isinstance(o, Fetched) for o in outcomes) and fetcher.retries == 0
     # Lower bounds only: a loaded machine may be slower, never faster, than the pace.
     assert 0.18 <= gaps[2] and 0.18 <= gaps[3]  # after r=3 and r=2: t / r = 0.2 s

@@ -19,7 +19,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from duckdb_rows import query
-from pipeline_runs import run_job
 from fake_sources import (
     LITELLM_PATH,
     LIVE_ENV_CLEARED,
@@ -31,6 +30,7 @@ from fake_sources import (
     live_mode_env,
     skypilot_path,
 )
+from pipeline_runs import run_job
 
 from pipelines.defs.ingest.assets import RAW_SOURCES
 from pipelines.settings import REPO_ROOT, Settings

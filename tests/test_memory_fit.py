@@ -168,7 +168,7 @@ def test_context_rows_above_max_context_dropped():
     models, groups = specs_to_frames([short, mid])
     fm = fit_matrix(models, groups, gpu_frame(), precisions=("bf16",), gpu_counts=(1,))
     ctx = fm.group_by("model_id").agg(pl.col("context_length").unique().sort())
-    got = dict(zip(ctx["model_id"], ctx["context_length"].to_list()))
+    got = dict(zip(ctx["model_id"], ctx["context_length"].to_list(), strict=True))
     assert got["test/short-ctx"] == [2048]  # below every grid context: one row at its max
     assert got["test/mid-ctx"] == [4096, 32768]
 

@@ -191,7 +191,7 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
             cli_still_running = wait_for(lambda: waited(run_id) or cli.poll() is not None or "done", 900, "the sensor run")
             cli_out, cli_err = cli.communicate(timeout=1800)
             assert cli.returncode == 0, cli_out[-3000:] + cli_err[-3000:]
-            assert "success" in cli_out.splitlines()[0] or any(l.startswith("run ") and "success" in l for l in cli_out.splitlines())
+            assert "success" in cli_out.splitlines()[0] or any(line.startswith("run ") and "success" in line for line in cli_out.splitlines())
             final = wait_for(
                 lambda: (r := instance.get_run_by_id(run_id)) is not None and r.is_finished and r, 900, "the sensor run to finish"
             )
@@ -215,5 +215,5 @@ def test_cli_run_while_the_daemon_launches_a_sensor_run(tmp_path, monkeypatch):
     history = read_publications(settings.published_path)
     hashes = [row["content_sha256"] for row in history]
     assert hashes and len(hashes) == len(set(hashes))  # each content is published once
-    cli_batch = next(l.split()[1].rstrip(":") for l in cli_out.splitlines() if l.startswith("run "))
+    cli_batch = next(line.split()[1].rstrip(":") for line in cli_out.splitlines() if line.startswith("run "))
     assert get_batch(settings, cli_batch).content_sha256 in hashes

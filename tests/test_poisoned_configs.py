@@ -17,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from duckdb_rows import query
-from pipeline_runs import run_live
 from fake_sources import (
     LITELLM_PATH,
     SHARED_DATA,
@@ -25,6 +24,7 @@ from fake_sources import (
     litellm_subset,
     live_mode_env,
 )
+from pipeline_runs import run_live
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from test_dbt_normalisation import SNAPSHOT, build_warehouse, dbt_build, land_sn
 from test_kv_per_gpu import gpu_frame, hand_frames
 
 from pipelines.defs.quality.price_checks import PROVIDER_PRICES_KEY, excluded_prices_check, price_checks
-from pipelines.resources import WarehouseResource
 from pipelines.defs.quality.suites import load_suite, validate_frame
+from pipelines.resources import WarehouseResource
 from sizing.cost import api_prices, comparable_prices, cost_columns
 from sizing.grid import fit_matrix, recommendations
 
@@ -285,9 +285,10 @@ def test_excluded_prices_warn_with_evidence_without_blocking(data_dir: Path) -> 
 
 
 def test_the_check_and_the_split_are_wired_into_the_code_location() -> None:
+    from test_dbt_normalisation import MODEL_MARTS_SELECTION
+
     from pipelines.definitions import defs
     from pipelines.defs.transform.dbt_assets import MODEL_MARTS, dbt_model_marts
-    from test_dbt_normalisation import MODEL_MARTS_SELECTION
 
     assert MODEL_MARTS == MODEL_MARTS_SELECTION
     # provider_prices reads model sizes, so it is built after model_specs, in the second dbt asset.

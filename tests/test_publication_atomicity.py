@@ -23,16 +23,22 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from processes import wait_for
+from review_keys import reviewer_setup
 
 from pipelines.batches import AUDITED_TABLES, batch_path, content_hash
 from pipelines.gate import publish_if_allowed
 from pipelines.publishing import PUBLISHED_TABLES, PublicationRefused, exclusive_lock, read_publications, rollback
-from processes import wait_for
 from pipelines.review import approve
-from pipelines.review_ledger import LedgerConflict, claim_for_publication, get_batch, record_check_outcome, register_batch
+from pipelines.review_ledger import (
+    LedgerConflict,
+    claim_for_publication,
+    get_batch,
+    record_check_outcome,
+    register_batch,
+)
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.warehouse import warehouse_lock, warehouse_lock_path
-from review_keys import reviewer_setup
 
 pytestmark = pytest.mark.integration
 

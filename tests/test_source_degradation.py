@@ -19,7 +19,6 @@ import dagster as dg
 import duckdb
 import pytest
 from duckdb_rows import query
-from pipeline_runs import live_resources, run_live
 from fake_sources import (
     LITELLM_PATH,
     SHARED_DATA,
@@ -27,6 +26,7 @@ from fake_sources import (
     litellm_subset,
     live_mode_env,
 )
+from pipeline_runs import live_resources, run_live
 
 from pipelines.defs.ingest import freshness
 from pipelines.defs.ingest.assets import raw_assets

@@ -10,7 +10,7 @@ import math
 
 import polars as pl
 import pytest
-from test_kv_per_gpu import deepseek_v3, gpu_frame, hand_frames, llama_405b, llama_8b, mixtral
+from test_kv_per_gpu import deepseek_v3, gpu_frame, hand_frames, llama_8b, llama_405b, mixtral
 
 from sizing.constants import DecodeEfficiency, PrefillEfficiency
 from sizing.grid import evaluate_configs, fit_matrix
@@ -19,9 +19,9 @@ from sizing.model_spec import specs_to_frames
 from sizing.parallelism import with_topology_columns
 from sizing.speed import (
     class_scale_columns,
-    gpu_generation_expr,
     decode_itl_s_expr,
     expert_fraction_expr,
+    gpu_generation_expr,
     output_tok_s_expr,
     peak_flops_expr,
     ttft_s_expr,

@@ -8,14 +8,21 @@ shas and ETags (the weekly full refresh).
 """
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from pydantic import Field
 
 from pipelines.defs.ingest import freshness
 from pipelines.defs.ingest.landing import LandingReport, land_units
-from pipelines.defs.ingest.live_source import LiveBatch, Progress, land_live_batch, live_units, spec_sheet_batch, with_progress
+from pipelines.defs.ingest.live_source import (
+    LiveBatch,
+    Progress,
+    land_live_batch,
+    live_units,
+    spec_sheet_batch,
+    with_progress,
+)
 from pipelines.defs.ingest.snapshot_source import snapshot_units
 from pipelines.resources import FitAtlasResource, LiveSourcesResource, WarehouseResource
 from pipelines.settings import Settings
@@ -72,7 +79,7 @@ def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
         live_sources: LiveSourcesResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         settings = fitatlas.settings
-        started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        started_at = datetime.now(UTC).replace(tzinfo=None)
         if settings.source_mode == "live":
             report, batch = _ingest_live(context, raw_table, settings, warehouse, live_sources, config)
         else:

@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -64,7 +64,7 @@ class FetchedFile:
 
     location: str
     content: bytes
-    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     http_status: int | None = None
     etag: str | None = None
 
@@ -187,6 +187,6 @@ def record_failure(
             failure.location,
             failure.record_key,
             failure.reason,
-            datetime.now(timezone.utc).replace(tzinfo=None),
+            datetime.now(UTC).replace(tzinfo=None),
         ],
     )

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,15 @@ import duckdb
 
 from pipelines.defs.ingest import formats
 from pipelines.defs.ingest.formats import Parser
-from pipelines.defs.ingest.http import FetchFailed, Fetched, FetchRequest, HttpFetcher, NotModified
-from pipelines.defs.ingest.landing import NEWEST_LANDING_FIRST, FetchedFile, LandingReport, SourceUnit, land_units, record_failure
+from pipelines.defs.ingest.http import Fetched, FetchFailed, FetchRequest, HttpFetcher, NotModified
+from pipelines.defs.ingest.landing import (
+    NEWEST_LANDING_FIRST,
+    FetchedFile,
+    LandingReport,
+    SourceUnit,
+    land_units,
+    record_failure,
+)
 from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.records import RawRecord, SourceFormatError
 from pipelines.defs.ingest.snapshot_source import spec_sheet_units
@@ -248,7 +255,7 @@ def remember_landed_etags(con: duckdb.DuckDBPyConnection, raw_table: str, batch:
         if landed:
             con.execute(
                 "insert or replace into raw.http_cache values (?, ?, ?, ?)",
-                [unit.fetched.location, etag, unit.fetched.sha256, datetime.now(timezone.utc).replace(tzinfo=None)],
+                [unit.fetched.location, etag, unit.fetched.sha256, datetime.now(UTC).replace(tzinfo=None)],
             )
             remembered += 1
     return remembered

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from pipelines.defs.publish.assets import BATCH_TAG
+from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import decide
 from pipelines.publishing import read_publications
+from pipelines.resources import FitAtlasResource
 from pipelines.review import ReviewError, decision_problem, held_summary, load_reviewers
-from pipelines.defs.quality.checks import audited_key
 from pipelines.review_ledger import (
     PUBLISHABLE_STATUSES,
     BatchRecord,
@@ -34,7 +35,6 @@ from pipelines.review_ledger import (
     list_batches,
     mark_superseded,
 )
-from pipelines.resources import FitAtlasResource
 from pipelines.settings import Settings
 
 publish_batch_job = dg.define_asset_job(

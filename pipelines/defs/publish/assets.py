@@ -6,8 +6,8 @@ from pipelines.batches import AUDITED_TABLES, freeze_batch
 from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import publish_if_allowed
 from pipelines.publishing import PublicationRefused
-from pipelines.review_ledger import register_batch
 from pipelines.resources import FitAtlasResource
+from pipelines.review_ledger import register_batch
 from pipelines.warehouse import WAREHOUSE_POOL
 
 BATCH_TAG = "fitatlas/batch_id"

@@ -9,7 +9,7 @@ never mistaken for bad data — and it still holds the batch.
 
 import json
 import shlex
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -17,8 +17,8 @@ import duckdb
 from pipelines.batches import AUDITED_TABLES, batch_path
 from pipelines.defs.quality.suites import SuiteOutcome, load_suite, validate_frame
 from pipelines.publishing import exclusive_lock
-from pipelines.review_ledger import record_check_outcome
 from pipelines.resources import FitAtlasResource
+from pipelines.review_ledger import record_check_outcome
 from pipelines.settings import Settings
 from pipelines.warehouse import WAREHOUSE_POOL, sql_string
 
@@ -39,7 +39,7 @@ def audited_key(table: str) -> dg.AssetKey:
 def record_outcome(con: duckdb.DuckDBPyConnection, outcome: SuiteOutcome) -> None:
     for statement in AUDIT_DDL:
         con.execute(statement)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     con.execute("begin")
     con.execute("delete from check_results where table_name = ?", [outcome.table])
     con.execute("delete from failing_rows where table_name = ?", [outcome.table])

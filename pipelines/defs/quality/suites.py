@@ -109,7 +109,7 @@ def validate_frame(suite: dict[str, Any], frame: pd.DataFrame, run_query: Callab
     declared_ids = [expectation.id for expectation in gx_suite.expectations]
     outcomes = [
         _outcome(item, res, frame, key_columns)
-        for item, res in zip(declared, _in_declared_order(declared_ids, result.results))
+        for item, res in zip(declared, _in_declared_order(declared_ids, result.results), strict=True)
     ]
     return SuiteOutcome(table=suite["name"], rows_validated=len(frame), outcomes=outcomes)
 
