@@ -11,6 +11,13 @@ from sizing.hf_config import HFConfig
 from sizing.params import ATTN, BUFFER, ROUTER, SHARED, Accounting, gated_mlp, routed_experts
 
 
+def decoder_dims(cfg: HFConfig) -> tuple[int, int, int, int, int, int]:
+    """(hidden, layers, heads, kv_heads, head_dim, vocab) of a decoder config, read in this order so
+    the first missing field is the one reported."""
+    return (cfg.int("hidden_size"), cfg.int("num_hidden_layers"), cfg.int("num_attention_heads"),
+            cfg.num_kv_heads(), cfg.head_dim(), cfg.int("vocab_size"))
+
+
 def attention(acc: Accounting, prefix: str, hidden: int, q_dim: int, kv_dim: int, *, q_gate: bool = False,
               qkv_bias: bool = False, o_bias: bool = False, v: bool = True, o_name: str = "o_proj") -> None:
     """Split q/k/v/o projections: ``q_dim`` = heads x head_dim, ``kv_dim`` = KV heads x head_dim.

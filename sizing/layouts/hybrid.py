@@ -10,19 +10,14 @@ from __future__ import annotations
 
 from sizing.hf_config import HFConfig, MissingField
 from sizing.layouts.base import LayerCache, Layout, Unsupported, kv_cache
-from sizing.layouts.blocks import attention, is_moe_layer, moe_block, norms, qk_norms
+from sizing.layouts.blocks import attention, decoder_dims, is_moe_layer, moe_block, norms, qk_norms
 from sizing.params import MIXER, MLP, SHARED, STATE, Accounting, embeddings, gated_mlp
 
 _QWEN_HYBRID_NORMS = ("input_layernorm", "post_attention_layernorm")
 
 
 def qwen_hybrid(cfg: HFConfig, mt: str) -> Layout:
-    hidden = cfg.int("hidden_size")
-    layers = cfg.int("num_hidden_layers")
-    heads = cfg.int("num_attention_heads")
-    kv_heads = cfg.num_kv_heads()
-    hd = cfg.head_dim()
-    vocab = cfg.int("vocab_size")
+    hidden, layers, heads, kv_heads, hd, vocab = decoder_dims(cfg)
     tied = cfg.tie_word_embeddings(False)
     nk, nv = cfg.int("linear_num_key_heads"), cfg.int("linear_num_value_heads")
     dk, dv = cfg.int("linear_key_head_dim"), cfg.int("linear_value_head_dim")

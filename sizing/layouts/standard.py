@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sizing.hf_config import HFConfig
 from sizing.layouts.base import LayerCache, Layout, attention_kind, kv_cache
-from sizing.layouts.blocks import attention, is_moe_layer, moe_block, norms, qk_norms
+from sizing.layouts.blocks import attention, decoder_dims, is_moe_layer, moe_block, norms, qk_norms
 from sizing.layouts.families import family
 from sizing.params import ATTN, MLP, NORM, Accounting, embeddings, gated_mlp
 
@@ -104,12 +104,7 @@ def _shared_width(cfg: HFConfig, opt: _Std) -> tuple[int, int]:
 
 def standard(cfg: HFConfig, mt: str) -> Layout:
     opt = _STD[_STD_ALIASES.get(mt, mt)]
-    hidden = cfg.int("hidden_size")
-    layers = cfg.int("num_hidden_layers")
-    heads = cfg.int("num_attention_heads")
-    kv_heads = cfg.num_kv_heads()
-    hd = cfg.head_dim()
-    vocab = cfg.int("vocab_size")
+    hidden, layers, heads, kv_heads, hd, vocab = decoder_dims(cfg)
     tied = cfg.tie_word_embeddings(opt.tie_default)
     if cfg.model_type == "mistral3" and cfg.raw.get("tie_word_embeddings") is None:
         # transformers 5.x ties on the wrapper, whose Mistral3Config default is True: a
