@@ -192,6 +192,8 @@ class FakeSources:
     requests: list[LoggedRequest] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0  # the most requests the server was answering at once
+    stalling: int = 0
+    max_stalling: int = 0  # the most requests inside a stall at once: all ended before any reply went out
     _queued: dict[str, deque[Fault]] = field(default_factory=dict)
     _pinned: dict[str, Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -321,7 +323,12 @@ def _handler_for(sources: FakeSources) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, path: str, headers: dict[str, str], fault: Fault | None) -> None:
             if fault and fault.kind == "stall":
+                with sources._lock:
+                    sources.stalling += 1
+                    sources.max_stalling = max(sources.max_stalling, sources.stalling)
                 time.sleep(fault.seconds)
+                with sources._lock:
+                    sources.stalling -= 1
                 fault = None
             if fault and fault.kind == "status":
                 self._send(fault.status, dict(fault.headers), fault.body)
