@@ -3,6 +3,10 @@
 The first publishes; the second, on unchanged sources, freezes a batch with the same content hash
 and publishes nothing new, saying so on the CLI and in the `publication` asset's metadata. Every
 path reaches SQL quoted (ATTACH, COPY ... TO), so the quote in the path breaks nothing.
+
+The CLI runs as a subprocess and reads its settings from the environment (its interface, set with
+`env=`); the test reads the results in-process with `Settings.for_data_dir` of the same data dir and
+opens the CLI's Dagster instance from its directory, changing no environment variable of its own.
 """
 
 from __future__ import annotations
@@ -16,18 +20,20 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from review_keys import cli_environment
 
 from pipelines.batches import batch_content_hash, batch_path
 from pipelines.gate import decide
 from pipelines.publishing import read_publications
 from pipelines.review_ledger import get_batch, list_batches
-from pipelines.settings import REPO_ROOT, Settings, load_settings
+from pipelines.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.integration
 
 
-def fitatlas_run(data_dir: Path, dagster_home: Path) -> tuple[subprocess.CompletedProcess, float]:
-    env = {**os.environ, "FITATLAS_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(dagster_home)}
-    for name in ("FITATLAS_SNAPSHOT_DIR", "FITATLAS_SPEC_SHEETS_DIR", "FITATLAS_SOURCE"):
-        env.pop(name, None)
+def fitatlas_run(settings: Settings, dagster_home: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """`fitatlas run` as a subprocess whose environment names exactly `settings`."""
+    env = {**os.environ, **cli_environment(settings), "DAGSTER_HOME": str(dagster_home)}
     started = time.monotonic()
     done = subprocess.run(
         [str(Path(sys.executable).with_name("fitatlas")), "run"],
@@ -36,30 +42,21 @@ def fitatlas_run(data_dir: Path, dagster_home: Path) -> tuple[subprocess.Complet
     return done, time.monotonic() - started
 
 
-def settings_for(data_dir: Path) -> Settings:
-    os.environ["FITATLAS_DATA_DIR"] = str(data_dir)
-    return load_settings()
-
-
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("runs") / "it's a data dir"
     data_dir, dagster_home = root / "data", root / ".dagster"
-    previous = os.environ.get("FITATLAS_DATA_DIR")
-    first, first_s = fitatlas_run(data_dir, dagster_home)
+    settings = Settings.for_data_dir(data_dir)
+    first, first_s = fitatlas_run(settings, dagster_home)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     published_after_first = (data_dir / "published.duckdb").read_bytes()
-    second, second_s = fitatlas_run(data_dir, dagster_home)
+    second, second_s = fitatlas_run(settings, dagster_home)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     print(f"first run {first_s:.0f}s, second run {second_s:.0f}s")
-    yield {
+    return {
         "data_dir": data_dir, "dagster_home": dagster_home, "first": first, "second": second,
-        "published_after_first": published_after_first, "settings": settings_for(data_dir),
+        "published_after_first": published_after_first, "settings": settings,
     }
-    if previous is None:
-        os.environ.pop("FITATLAS_DATA_DIR", None)
-    else:
-        os.environ["FITATLAS_DATA_DIR"] = previous
 
 
 def run_id_of(done: subprocess.CompletedProcess) -> str:
@@ -102,9 +99,9 @@ def test_an_unchanged_second_run_publishes_nothing_and_says_so(two_runs):
 
 
 def test_the_publication_asset_says_unchanged_in_its_metadata(two_runs):
-    os.environ["DAGSTER_HOME"] = str(two_runs["dagster_home"])
     second_batch = run_id_of(two_runs["second"])
-    with dg.DagsterInstance.get() as instance:
+    # the instance the CLI runs wrote to, opened from its directory (the CLI's DAGSTER_HOME)
+    with dg.DagsterInstance.from_config(str(two_runs["dagster_home"])) as instance:
         records = instance.fetch_observations(dg.AssetKey("publication"), limit=10).records
         metadata = [r.asset_observation.metadata for r in records if r.run_id == second_batch]
         materialized = instance.fetch_materializations(dg.AssetKey("publication"), limit=10).records

@@ -4,6 +4,8 @@ Real parts only: the whole graph runs in-process on copies of the bundled snapsh
 data dirs, with a real (ephemeral) Dagster instance, the real suites, the real review ledger, the
 CLI's `main`, and `approval_sensor` evaluated with `build_sensor_context`. One clean baseline run
 is shared; each scenario copies its data dir (shutil.copytree) and runs once more on a bad input.
+In-process runs and the sensor get their settings as resources (`tests/pipeline_runs.py`); only
+the CLI reads the environment, which each test sets for it.
 """
 
 from __future__ import annotations
@@ -16,24 +18,17 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from pipeline_runs import definitions_for, run_job, run_pipeline
+from review_keys import ReviewerKeys, reviewer_keys, set_cli_environment
 
 from pipelines.batches import batch_content_hash, content_hash
 from pipelines.cli import main as fitatlas
 from pipelines.defs.publish.assets import BATCH_TAG
 from pipelines.publishing import read_publications
 from pipelines.review_ledger import get_batch, list_batches, record_check_outcome, register_batch
-from pipelines.settings import SNAPSHOT_DIR, load_settings
-from review_keys import reviewer_setup
+from pipelines.settings import SNAPSHOT_DIR, Settings
 
-
-def run_full_pipeline(data_dir: Path, instance: dg.DagsterInstance, **env: str) -> dg.ExecuteInProcessResult:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FITATLAS_DATA_DIR", str(data_dir))
-        for name, value in env.items():
-            patch.setenv(name, value)
-        from pipelines.definitions import defs
-
-        return defs.resolve_job_def("full_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+pytestmark = pytest.mark.integration
 
 
 def published_state(data_dir: Path) -> dict[str, bytes]:
@@ -60,13 +55,13 @@ def instance():
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory, instance) -> Path:
     data_dir = tmp_path_factory.mktemp("baseline") / "data"
-    result = run_full_pipeline(data_dir, instance)
+    result = run_pipeline(data_dir, instance)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     assert [row["batch_id"] for row in read_publications(data_dir / "published.duckdb")] == [result.run_id]
     return data_dir
 
 
-def spec_sheet_with_8000_gb(tmp_path: Path) -> dict[str, str]:
+def spec_sheet_with_8000_gb(tmp_path: Path) -> dict[str, Path]:
     snapshot = copy_snapshot(tmp_path)
     # ml-engineering's memory table is the first-priority memory source (seed gpu_spec_source_priority);
     # the gpus suite holds memory above 2 TB per GPU.
@@ -74,10 +69,10 @@ def spec_sheet_with_8000_gb(tmp_path: Path) -> dict[str, str]:
     text = sheet.read_text()
     assert "NVIDIA H100 SXM,80,HBM3,3.35" in text
     sheet.write_text(text.replace("NVIDIA H100 SXM,80,HBM3,3.35", "NVIDIA H100 SXM,8000,HBM3,3.35"))
-    return {"FITATLAS_SNAPSHOT_DIR": str(snapshot), "FITATLAS_SPEC_SHEETS_DIR": str(snapshot / "spec_sheets")}
+    return {"snapshot_dir": snapshot, "spec_sheets_dir": snapshot / "spec_sheets"}
 
 
-def price_a_million_times_off(tmp_path: Path) -> dict[str, str]:
+def price_a_million_times_off(tmp_path: Path) -> dict[str, Path]:
     snapshot = copy_snapshot(tmp_path)
     path = snapshot / "prices" / "openrouter_api_v1_models.json"
     listing = json.loads(path.read_text())
@@ -87,10 +82,10 @@ def price_a_million_times_off(tmp_path: Path) -> dict[str, str]:
     assert entry["pricing"]["prompt"] == "0.000000117"
     entry["pricing"]["prompt"] = "0.117"
     path.write_text(json.dumps(listing))
-    return {"FITATLAS_SNAPSHOT_DIR": str(snapshot)}
+    return {"snapshot_dir": snapshot}
 
 
-def duplicated_model(tmp_path: Path) -> dict[str, str]:
+def duplicated_model(tmp_path: Path) -> dict[str, Path]:
     snapshot = copy_snapshot(tmp_path)
     path = snapshot / "hf" / "models.json"
     listing = json.loads(path.read_text())
@@ -98,19 +93,19 @@ def duplicated_model(tmp_path: Path) -> dict[str, str]:
     # Hugging Face repo ids are case-insensitive: qwen/qwen3-8b is the same repo listed twice.
     listing["models"].append({**entry, "model_id": "qwen/qwen3-8b"})
     path.write_text(json.dumps(listing))
-    return {"FITATLAS_SNAPSHOT_DIR": str(snapshot)}
+    return {"snapshot_dir": snapshot}
 
 
-def config_missing_layers(tmp_path: Path) -> dict[str, str]:
+def config_missing_layers(tmp_path: Path) -> dict[str, Path]:
     snapshot = copy_snapshot(tmp_path)
     path = snapshot / "hf" / "Qwen__Qwen3-4B" / "config.json"
     config = json.loads(path.read_text())
     del config["num_hidden_layers"]
     path.write_text(json.dumps(config))
-    return {"FITATLAS_SNAPSHOT_DIR": str(snapshot)}
+    return {"snapshot_dir": snapshot}
 
 
-# scenario -> (how the input is broken, audited table that must hold, key of the offending row)
+# scenario -> (how the input is broken (-> Settings overrides), audited table that must hold, key of the offending row)
 BAD_INPUTS = {
     "memory_8000_gb": (spec_sheet_with_8000_gb, "gpus", ("gpu_id", "nvidia-h100-sxm-80gb")),
     "price_1e6_off": (price_a_million_times_off, "provider_prices", ("model_id", "Qwen/Qwen3-8B")),
@@ -129,8 +124,8 @@ def held_scenarios(baseline: Path, instance, tmp_path_factory: pytest.TempPathFa
             root = tmp_path_factory.mktemp(name)
             data_dir = root / "data"
             shutil.copytree(baseline, data_dir, symlinks=True)
-            env = BAD_INPUTS[name][0](root)
-            result = run_full_pipeline(data_dir, instance, **env)
+            overrides = BAD_INPUTS[name][0](root)
+            result = run_pipeline(data_dir, instance, **overrides)
             cache[name] = (data_dir, result.run_id)
         return cache[name]
 
@@ -138,23 +133,27 @@ def held_scenarios(baseline: Path, instance, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture
-def scenario_copy(held_scenarios, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reviewers):
-    """A private copy of a held scenario's data dir, made the process's FITATLAS_DATA_DIR."""
+def scenario_copy(held_scenarios, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reviewers: ReviewerKeys):
+    """A private copy of a held scenario's data dir -> (data dir, batch id, its settings with the
+    test's reviewers file). The CLI's environment names those settings, with alice's key and a
+    DAGSTER_HOME of the test's own (for `publish`)."""
 
-    def copy(name: str) -> tuple[Path, str]:
+    def copy(name: str) -> tuple[Path, str, Settings]:
         source, batch_id = held_scenarios(name)
         data_dir = tmp_path / "data"
         shutil.copytree(source, data_dir, symlinks=True)
-        monkeypatch.setenv("FITATLAS_DATA_DIR", str(data_dir))
-        return data_dir, batch_id
+        settings = Settings.for_data_dir(data_dir, reviewers_path=reviewers.reviewers_path)
+        set_cli_environment(monkeypatch, settings, key=reviewers["alice"])
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+        return data_dir, batch_id, settings
 
     return copy
 
 
 @pytest.fixture
-def reviewers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """alice, with a real SSH key listed in the reviewers file; FITATLAS_REVIEW_KEY is her key."""
-    return reviewer_setup(tmp_path, monkeypatch, "alice")
+def reviewers(tmp_path: Path) -> ReviewerKeys:
+    """alice, with a real SSH key listed in the test's own reviewers file."""
+    return reviewer_keys(tmp_path, "alice")
 
 
 def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -164,27 +163,25 @@ def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def evaluate_sensor(instance: dg.DagsterInstance) -> dg.SensorResult:
-    from pipelines.definitions import defs
-
+def evaluate_sensor(settings: Settings, instance: dg.DagsterInstance) -> dg.SensorResult:
+    """One tick of the code location's approval sensor, with the `fitatlas` resource it builds for `settings`."""
+    defs = definitions_for(settings)
     sensor = defs.resolve_sensor_def("approval_sensor")
-    return sensor(dg.build_sensor_context(instance=instance))
+    return sensor(dg.build_sensor_context(instance=instance, resources={"fitatlas": defs.resources["fitatlas"]}))
 
 
-def execute_request(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    from pipelines.definitions import defs
-
-    return defs.resolve_job_def("publish_batch").execute_in_process(
-        instance=instance, raise_on_error=False, tags={**request.tags, "dagster/run_key": request.run_key}
-    )
+def execute_request(settings: Settings, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """The run the daemon would launch for `request`: `publish_batch` of the code location for `settings`."""
+    return run_job(settings, instance, "publish_batch", tags={**request.tags, "dagster/run_key": request.run_key})
 
 
 @pytest.mark.parametrize("scenario", list(BAD_INPUTS))
 def test_bad_input_is_held_and_listed_with_its_rows(scenario, held_scenarios, baseline, capsys, monkeypatch):
     data_dir, batch_id = held_scenarios(scenario)
     _, table, (key, value) = BAD_INPUTS[scenario]
-    monkeypatch.setenv("FITATLAS_DATA_DIR", str(data_dir))
-    assert get_batch(load_settings(), batch_id).status == "held"
+    settings = Settings.for_data_dir(data_dir)
+    set_cli_environment(monkeypatch, settings)
+    assert get_batch(settings, batch_id).status == "held"
     assert published_state(data_dir) == published_state(baseline)
 
     code, out, _ = cli(capsys, "review", "show", batch_id, "--json")
@@ -205,37 +202,37 @@ def test_bad_input_is_held_and_listed_with_its_rows(scenario, held_scenarios, ba
 
 
 def test_approved_batch_is_published_by_the_sensor_once(scenario_copy, instance, capsys):
-    data_dir, batch_id = scenario_copy("memory_8000_gb")
+    data_dir, batch_id, settings = scenario_copy("memory_8000_gb")
     code, out, err = cli(capsys, "review", "approve", batch_id, "--reviewer", "alice", "--reason", "H100 memory confirmed by vendor")
     assert code == 0, err
 
-    first, second = evaluate_sensor(instance), evaluate_sensor(instance)
+    first, second = evaluate_sensor(settings, instance), evaluate_sensor(settings, instance)
     (request,) = first.run_requests
-    content_sha256 = get_batch(load_settings(), batch_id).content_sha256
+    content_sha256 = get_batch(settings, batch_id).content_sha256
     assert request.run_key == f"publish:{batch_id}:{content_sha256}"
     assert [r.run_key for r in second.run_requests] == [request.run_key]
     assert request.tags[BATCH_TAG] == batch_id
 
-    result = execute_request(instance, request)
+    result = execute_request(settings, instance, request)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     latest = read_publications(data_dir / "published.duckdb")[-1]
     assert (latest["batch_id"], latest["approval_kind"], latest["approved_by"]) == (batch_id, "reviewer", "alice")
     with duckdb.connect(str(data_dir / "published.duckdb"), read_only=True) as con:
         assert con.execute("select memory_gb from gpus where gpu_id = 'nvidia-h100-sxm-80gb'").fetchone()[0] > 2000
 
-    assert evaluate_sensor(instance).run_requests == []
-    assert get_batch(load_settings(), batch_id).status == "published"
+    assert evaluate_sensor(settings, instance).run_requests == []
+    assert get_batch(settings, batch_id).status == "published"
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key}))
     assert len(runs) == 1
 
 
 def test_rejected_batch_is_never_published_and_stays_listed(scenario_copy, instance, capsys):
-    data_dir, batch_id = scenario_copy("price_1e6_off")
+    data_dir, batch_id, settings = scenario_copy("price_1e6_off")
     before = published_state(data_dir)
     code, _, err = cli(capsys, "review", "reject", batch_id, "--reviewer", "alice", "--reason", "price off by 1e6")
     assert code == 0, err
 
-    result = evaluate_sensor(instance)
+    result = evaluate_sensor(settings, instance)
     assert result.run_requests == []
     code, out, _ = cli(capsys, "review", "list", "--status", "rejected", "--json")
     assert [item["batch_id"] for item in json.loads(out)] == [batch_id]
@@ -250,25 +247,24 @@ def test_rejected_batch_is_never_published_and_stays_listed(scenario_copy, insta
 
 
 def test_approval_void_when_batch_changed_afterwards(scenario_copy, instance, capsys):
-    data_dir, batch_id = scenario_copy("memory_8000_gb")
+    data_dir, batch_id, settings = scenario_copy("memory_8000_gb")
     before = published_state(data_dir)
     code, _, err = cli(capsys, "review", "approve", batch_id, "--reviewer", "alice", "--reason", "looks fine")
     assert code == 0, err
     with duckdb.connect(str(data_dir / "batches" / f"{batch_id}.duckdb")) as con:
         con.execute("update gpus set memory_gb = 80 where gpu_id = 'nvidia-h100-sxm-80gb'")
 
-    assert evaluate_sensor(instance).run_requests == []
-    forced = execute_request(instance, dg.RunRequest(run_key=f"publish:{batch_id}:forced", tags={BATCH_TAG: batch_id}))
+    assert evaluate_sensor(settings, instance).run_requests == []
+    forced = execute_request(settings, instance, dg.RunRequest(run_key=f"publish:{batch_id}:forced", tags={BATCH_TAG: batch_id}))
     assert not forced.success
     code, _, err = cli(capsys, "publish", batch_id)
     assert code == 2 and "changed" in err
     assert published_state(data_dir) == before
-    assert get_batch(load_settings(), batch_id).status == "approved"
+    assert get_batch(settings, batch_id).status == "approved"
 
 
 def test_older_approved_batch_is_superseded_by_a_newer_publication(scenario_copy, baseline, instance, capsys):
-    data_dir, held_id = scenario_copy("memory_8000_gb")
-    settings = load_settings()
+    data_dir, held_id, settings = scenario_copy("memory_8000_gb")
     # A newer batch: the baseline's clean content with one GPU renamed, frozen after the held one,
     # every check passed.
     newer_id = "newer-clean-batch"
@@ -283,10 +279,10 @@ def test_older_approved_batch_is_superseded_by_a_newer_publication(scenario_copy
                          failed_checks=[], complete=True)
     assert cli(capsys, "review", "approve", held_id, "--reviewer", "alice", "--reason", "ok")[0] == 0
 
-    (request,) = evaluate_sensor(instance).run_requests
+    (request,) = evaluate_sensor(settings, instance).run_requests
     assert request.tags[BATCH_TAG] == newer_id
-    assert execute_request(instance, request).success
-    assert evaluate_sensor(instance).run_requests == []
+    assert execute_request(settings, instance, request).success
+    assert evaluate_sensor(settings, instance).run_requests == []
     assert get_batch(settings, held_id).status == "superseded"
     assert [row["batch_id"] for row in read_publications(data_dir / "published.duckdb")][-1] == newer_id
     code, _, err = cli(capsys, "publish", held_id)
@@ -294,8 +290,8 @@ def test_older_approved_batch_is_superseded_by_a_newer_publication(scenario_copy
 
 
 def test_sensor_reports_held_batches_as_review_items(scenario_copy, instance):
-    _, batch_id = scenario_copy("memory_8000_gb")
-    result = evaluate_sensor(instance)
+    _, batch_id, settings = scenario_copy("memory_8000_gb")
+    result = evaluate_sensor(settings, instance)
     assert result.run_requests == []
     assert result.skip_reason is not None and f"1 batch awaits review: {batch_id}" in str(result.skip_reason)
     # The review state is put on the assets in the UI: the publication and the failing audited table.
@@ -305,7 +301,7 @@ def test_sensor_reports_held_batches_as_review_items(scenario_copy, instance):
 
 
 def test_rollback_restores_the_previous_publication(scenario_copy, instance, capsys):
-    data_dir, batch_id = scenario_copy("memory_8000_gb")
+    data_dir, batch_id, settings = scenario_copy("memory_8000_gb")
     before = published_state(data_dir)
     assert cli(capsys, "review", "approve", batch_id, "--reviewer", "alice", "--reason", "ok")[0] == 0
     code, _, err = cli(capsys, "publish", batch_id)
