@@ -82,15 +82,3 @@ def set_cli_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings, key
     if key is None:
         monkeypatch.delenv("FITATLAS_REVIEW_KEY", raising=False)
     monkeypatch.delenv("FITATLAS_REVIEWER", raising=False)
-
-
-def reviewer_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *names: str) -> dict[str, Path]:
-    """Keys for `names`, with their reviewers file put in FITATLAS_REVIEWERS and the first one's key in
-    FITATLAS_REVIEW_KEY of this process, for tests whose subprocesses inherit that environment
-    (tests/test_publication_atomicity.py's publishers). In-process code takes neither from the
-    environment: prefer `reviewer_keys` with `Settings.reviewers_path` / `key=`."""
-    made = reviewer_keys(tmp_path, *names)
-    monkeypatch.setenv("FITATLAS_REVIEWERS", str(made.reviewers_path))
-    monkeypatch.setenv("FITATLAS_REVIEW_KEY", str(made.keys[names[0]]))
-    monkeypatch.delenv("FITATLAS_REVIEWER", raising=False)
-    return made.keys

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from processes import wait_for
-from review_keys import reviewer_setup
+from review_keys import cli_environment, reviewer_keys
 
 from pipelines.batches import AUDITED_TABLES, batch_path, content_hash
 from pipelines.gate import publish_if_allowed
@@ -89,9 +89,9 @@ PUBLICATION_STEPS = [
 ]
 
 
-def settings_for(data_dir: Path) -> Settings:
-    """What a publisher started by `start_publisher` on `data_dir` reads (the reviewers file too)."""
-    return Settings.from_environment({**os.environ, "FITATLAS_DATA_DIR": str(data_dir)})
+def settings_for(data_dir: Path, reviewers_path: Path | None = None) -> Settings:
+    """The settings of `data_dir`, as `start_publisher` hands them to its subprocess."""
+    return Settings.for_data_dir(data_dir, **({"reviewers_path": reviewers_path} if reviewers_path else {}))
 
 
 def make_batch(settings: Settings, batch_id: str, *, seed: int, failing: bool = False) -> str:
@@ -146,8 +146,9 @@ def leftovers(settings: Settings) -> list[str]:
     return found
 
 
-def start_publisher(data_dir: Path, batch_id: str, *options: str) -> subprocess.Popen:
-    env = {**os.environ, "FITATLAS_DATA_DIR": str(data_dir)}
+def start_publisher(data_dir: Path, batch_id: str, *options: str, settings: Settings | None = None) -> subprocess.Popen:
+    """A publisher process on `data_dir` (or `settings`), configured the way the CLI is: by its environment."""
+    env = {**os.environ, **cli_environment(settings or settings_for(data_dir))}
     argv = [sys.executable, "-c", PUBLISHER, batch_id, *options]
     return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -232,16 +233,16 @@ def test_leftover_building_and_staged_files_do_not_break_the_next_publication(ol
     assert leftovers(settings) == []
 
 
-def test_two_publishers_of_one_approved_batch_publish_it_once(old_published_new_passed, tmp_path, monkeypatch):
+def test_two_publishers_of_one_approved_batch_publish_it_once(old_published_new_passed, tmp_path):
     pristine, _, new_hash = old_published_new_passed
     data_dir = tmp_path / "data"
     shutil.copytree(pristine, data_dir, symlinks=True)
-    keys = reviewer_setup(tmp_path, monkeypatch, "alice")  # a real SSH key; publishers verify its signature
-    settings = settings_for(data_dir)
+    keys = reviewer_keys(tmp_path, "alice")  # a real SSH key; publishers verify its signature
+    settings = settings_for(data_dir, keys.reviewers_path)
     make_batch(settings, "approved", seed=2, failing=True)
     approve(settings, "approved", reviewer="alice", reason="checked by hand", key=keys["alice"])
 
-    publishers = [start_publisher(data_dir, "approved", "--wait-for-go") for _ in range(2)]
+    publishers = [start_publisher(data_dir, "approved", "--wait-for-go", settings=settings) for _ in range(2)]
     for publisher in publishers:
         read_until(publisher, "ready")
     for publisher in publishers:
