@@ -10,6 +10,13 @@ typed as (
         nullif(record ->> '$.hugging_face_id', '') as hugging_face_id,
         record ->> '$.name' as model_name,
         try_cast(record ->> '$.context_length' as bigint) as context_length,
+        -- Capabilities OpenRouter states per model (null when the entry does not carry the list).
+        case when json_type(record -> '$.supported_parameters') = 'ARRAY' then
+            list_filter(from_json(record -> '$.supported_parameters', '["VARCHAR"]'), p -> p is not null)
+        end as supported_parameters,
+        case when json_type(record -> '$.architecture.input_modalities') = 'ARRAY' then
+            list_filter(from_json(record -> '$.architecture.input_modalities', '["VARCHAR"]'), m -> m is not null)
+        end as input_modalities,
         {{ usd_per_token_to_per_mtok("record ->> '$.pricing.prompt'") }} as input_usd_per_mtok,
         {{ usd_per_token_to_per_mtok("record ->> '$.pricing.completion'") }} as output_usd_per_mtok,
         fetched_at as observed_at
@@ -26,6 +33,8 @@ select
     hugging_face_id,
     model_name,
     context_length,
+    supported_parameters,
+    input_modalities,
     case when input_usd_per_mtok >= 0 then input_usd_per_mtok end as input_usd_per_mtok,
     case when output_usd_per_mtok >= 0 then output_usd_per_mtok end as output_usd_per_mtok,
     observed_at

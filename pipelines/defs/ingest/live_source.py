@@ -97,6 +97,9 @@ class ModelInfo:
     `safetensors_parameters` is the Hub's `safetensors.parameters`: stored elements per safetensors
     dtype over the repo's weight files (e.g. `{"BF16": 1_050_673_152, "F8_E4M3": 6_979_321_856}`),
     the evidence `sizing.quantization.precision_from_safetensors` reads the checkpoint precision from.
+    `created_at` is the Hub's `createdAt` (when the repo was created: the model page's release date)
+    and `tags` its `tags` (strings only); both None when the answer has no well-typed value, and
+    then left out of the record.
     """
 
     sha: str
@@ -106,9 +109,11 @@ class ModelInfo:
     safetensors_total: int | None
     siblings: frozenset[str] | None
     safetensors_parameters: dict[str, int] | None = None
+    created_at: str | None = None
+    tags: tuple[str, ...] | None = None
 
     def as_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "sha": self.sha,
             "lastModified": self.last_modified,
             "gated": self.gated,
@@ -116,6 +121,11 @@ class ModelInfo:
             "safetensors_total": self.safetensors_total,
             "safetensors_parameters": self.safetensors_parameters,
         }
+        if self.created_at is not None:
+            record["createdAt"] = self.created_at
+        if self.tags is not None:
+            record["tags"] = list(self.tags)
+        return record
 
 
 def live_units(
@@ -415,6 +425,8 @@ def parse_model_info(content: bytes, location: str) -> ModelInfo:
         license=card.get("license") if isinstance(card.get("license"), str) else None,
         safetensors_total=total if isinstance(total, int) else None,
         safetensors_parameters=_dtype_counts(parameters),
+        created_at=_iso_timestamp(document.get("createdAt")),
+        tags=_tags(document.get("tags")),
         siblings=(
             frozenset(s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str))
             if isinstance(siblings, list)
@@ -433,6 +445,30 @@ def _dtype_counts(value: Any) -> dict[str, int] | None:
         if isinstance(dtype, str) and isinstance(count, int) and not isinstance(count, bool) and count >= 0
     }
     return dict(sorted(counts.items())) or None
+
+
+MAX_TAGS = 500
+MAX_TAG_CHARS = 200
+
+
+def _iso_timestamp(value: Any) -> str | None:
+    """The Hub's `createdAt` (ISO 8601, e.g. "2024-07-16T13:56:53.000Z") when it parses as one; else None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value
+
+
+def _tags(value: Any) -> tuple[str, ...] | None:
+    """The Hub's `tags`: the non-empty strings of a list (order kept, duplicates dropped, each at most
+    200 characters, at most 500 of them); None when it is not a list."""
+    if not isinstance(value, list):
+        return None
+    kept = dict.fromkeys(tag for tag in value if isinstance(tag, str) and tag and len(tag) <= MAX_TAG_CHARS)
+    return tuple(list(kept)[:MAX_TAGS])
 
 
 def _failure(outcome: NotModified | FetchFailed, repo: str) -> SourceFormatError:
