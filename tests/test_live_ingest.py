@@ -272,6 +272,7 @@ def test_hf_models_land_with_model_info_and_a_second_run_lands_nothing(server: F
         "sha": "1" * 40, "lastModified": "2026-11-20T10:00:00.000Z", "gated": False,
         "license": "apache-2.0", "safetensors_total": 596_049_920,
         "safetensors_parameters": {"BF16": 596_049_920},
+        "tags": ["transformers", "safetensors"],  # the fake Hub's model info (tests/fake_sources.py)
     }
     assert record["config"]["model_type"] == "qwen3"
     nvfp4 = json.loads(query(live_env, "select record from raw.hf_model_configs where record_key = 'nvidia/DeepSeek-V3.1-NVFP4'")[0][0])
