@@ -204,7 +204,7 @@ def test_key_numbers_with_units(site):
     assert f'href="models/{model_page_name(BIG)}"' in index and f'href="gpus/{H100}.html"' in index
     assert "<script>" in index and 'id="filter"' in index and "button" in index
     gpu = _text(out / "gpus" / f"{H100}.html")
-    assert "Llama-3.1-405B-Instruct" in gpu and "$1.80/h" in gpu and "85.9 GB" in gpu
+    assert "Llama-3.1-405B-Instruct" in gpu and "$1.80/h" in gpu and "85.9 GB" in gpu and "1,979 TOPS" in gpu
 
 
 def test_no_source_wording_when_a_table_has_no_row(site):

@@ -155,6 +155,11 @@ def tflops(value: object) -> str:
     return f"{_sig(_positive(value, 'TFLOPS'), 0)} TFLOPS"
 
 
+def tops(value: object) -> str:
+    """Integer throughput (INT8) in TOPS, dense."""
+    return f"{_sig(_positive(value, 'TOPS'), 0)} TOPS"
+
+
 def gbps(value: object) -> str:
     """Bandwidth in GB/s."""
     return f"{_sig(_positive(value, 'GB/s'), 0)} GB/s"
@@ -236,6 +241,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "percent": percent,
     "mtok": mtok,
     "tflops": tflops,
+    "tops": tops,
     "gbps": gbps,
     "watts": watts,
     "date": date,
