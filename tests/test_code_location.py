@@ -94,8 +94,8 @@ def test_every_asset_check_and_sensor_gets_its_configuration_from_resources(tmp_
     defs = build_definitions(settings, Cadence(approval_sensor_s=7), environ={"FITATLAS_HTTP_TIMEOUT_S": "2.5"})
     with dg.instance_for_test():
         repository = defs.get_repository_def()
-    resources = repository.get_top_level_resources()
-    assert set(resources) == {"fitatlas", "warehouse", "live_sources", "dbt"}
+    assert set(repository.get_top_level_resources()) == {"fitatlas", "warehouse", "live_sources", "dbt"}
+    resources = defs.resources
     assert isinstance(resources["fitatlas"], FitAtlasResource) and resources["fitatlas"].settings == settings
     assert isinstance(resources["warehouse"], WarehouseResource)
     assert resources["warehouse"].database == str(tmp_path.resolve() / "data" / "warehouse.duckdb")
