@@ -24,6 +24,10 @@ computed it (DuckDB's own `hash()` promises none of that):
   `provider_prices.observed_at` is the time the source was observed, which a stale source keeps,
   so it is content (as is `excluded_evidence`, which quotes it). No audited table carries a batch
   or run id.
+- tables derived from the content *and the previous publication* are not content
+  (`HASH_EXCLUDED_TABLES`: `model_changes`). They are frozen, audited and published like the others,
+  but hashing them would make every unchanged run differ from its predecessor: the first publication's
+  `model_changes` lists every model as new, the unchanged rerun's lists nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ AUDITED_SOURCES: dict[str, str] = {
     "fit_matrix": "select * from warehouse.sizing.fit_matrix",
     "recommendations": "select * from warehouse.sizing.recommendations",
     "calibration": "select * from warehouse.sizing.calibration",
+    "model_gpu_speed": "select * from warehouse.sizing.model_gpu_speed",
+    "workload_costs": "select * from warehouse.sizing.workload_costs",
+    "model_changes": "select * from warehouse.sizing.model_changes",
     "unsupported_models": "select * from warehouse.marts.unsupported_models",
     # Which source is stale since when. Per-run attempt times stay in the warehouse, so a run that
     # changed nothing publishes nothing.
@@ -103,6 +110,10 @@ RUN_COLUMNS: dict[str, frozenset[str]] = {
     "models": frozenset({"ingested_at"}),
     "unsupported_models": frozenset({"ingested_at"}),
 }
+# Audited tables left out of the content hash whole: derived from the content and the previous
+# publication (the diff between them), so including one would make every unchanged run differ from its
+# predecessor and publish again.
+HASH_EXCLUDED_TABLES: frozenset[str] = frozenset({"model_changes"})
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
 _TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATETIME"}
 
@@ -164,9 +175,12 @@ def table_content_digest(con: duckdb.DuckDBPyConnection, table: str, excluded: f
 
 def content_hash(con: duckdb.DuckDBPyConnection) -> str:
     """SHA-256 of the audited tables' canonical content (module docstring): stable across runs,
-    processes and DuckDB versions; changes with any published value except the run's own times."""
+    processes and DuckDB versions; changes with any published value except the run's own times and
+    the tables derived from the previous publication (`HASH_EXCLUDED_TABLES`)."""
     digest = hashlib.sha256(f"{CONTENT_HASH_FORMAT}\n".encode())
     for table in AUDITED_TABLES:
+        if table in HASH_EXCLUDED_TABLES:
+            continue
         digest.update((table_content_digest(con, table, RUN_COLUMNS.get(table, frozenset())) + "\n").encode())
     return digest.hexdigest()
 

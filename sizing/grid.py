@@ -35,6 +35,13 @@ on one metric, lower is better: ``cost_per_mtok_usd`` when priced, else GPU-seco
   ``rank`` 1..top_n per model; ``score = 100 * min(cost_per_mtok_usd of SLO-meeting priced rows) /
   cost_per_mtok_usd`` for SLO-meeting priced rows (100 = best), null otherwise. The context used is
   the smallest grid context that holds ``input_len + output_len`` (else the largest available).
+
+``rank_and_speeds`` -- ``(recommendations, model_gpu_speed)`` from one evaluation: the evaluated frame
+(fitting rows at the chosen context, ``evaluate_configs``, checkpoint columns) is collected once and
+both are derived from it. ``model_gpu_speed`` keeps, per model x GPU x precision, the row with the
+fewest GPUs: ``decode_tok_s`` the highest output tok/s over every batch (no SLO), ``decode_tok_s_slo``
+the highest whose ITL meets the SLO (null when none does), ``itl_ms`` and the costs at the batch the
+recommendations use (SLO-bound, else the highest-throughput one).
 """
 
 from __future__ import annotations
@@ -369,7 +376,9 @@ def evaluate_configs(
         *CONFIG_KEYS, pl.col("decode_tok_s").alias("decode_tok_s_batch1"), pl.col("itl_ms").alias("itl_ms_batch1")
     )
     best = (
-        cand.sort(["meets_itl_slo", "decode_tok_s", "batch_size"], descending=[True, True, False])
+        # the highest throughput over every batch, SLO or not (model_gpu_speed's decode_tok_s)
+        cand.with_columns(decode_tok_s_max=pl.col("decode_tok_s").max().over(CONFIG_KEYS))
+        .sort(["meets_itl_slo", "decode_tok_s", "batch_size"], descending=[True, True, False])
         .unique(subset=CONFIG_KEYS, keep="first", maintain_order=True)
         .join(batch1, on=CONFIG_KEYS, how="left")
         .join(api_prices(prices, input_len, output_len), on="model_id", how="left")
@@ -429,21 +438,20 @@ def _tie_band(metric: pl.Expr, over: list[str], band: float) -> pl.Expr:
     return ((metric / best).log() / pl.lit(1.0 + band).log() + 1e-9).floor().cast(pl.Int64)
 
 
-def recommendations(
+def _chosen_and_evaluated(
     fit_matrix: pl.DataFrame | pl.LazyFrame,
     models: pl.DataFrame | pl.LazyFrame,
     kv_groups: pl.DataFrame | pl.LazyFrame,
     gpus: pl.DataFrame | pl.LazyFrame,
-    prices: pl.DataFrame | pl.LazyFrame | None = None,
+    prices: pl.DataFrame | pl.LazyFrame | None,
     *,
-    input_len: int = WORKLOAD.input_len,
-    output_len: int = WORKLOAD.output_len,
-    top_n: int = 5,
-    itl_slo_ms: float | None = WORKLOAD.itl_slo_ms,
-    utilisation: float = COST.default_utilisation,
-    ranking: Ranking = RANKING,
-) -> pl.DataFrame:
-    """Top ``top_n`` GPU configurations per model, ranked as in the module doc."""
+    input_len: int,
+    output_len: int,
+    itl_slo_ms: float | None,
+    utilisation: float,
+) -> pl.LazyFrame:
+    """Every fitting configuration at its chosen context, evaluated (``evaluate_configs``) and joined
+    with its checkpoint columns: the one frame both the ranking and the speed table read."""
     seq_total = input_len + output_len
     fits = fit_matrix.lazy().filter(pl.col("fits"))
     group = ["model_id", "gpu_id", "precision", "gpu_count", "kv_dtype"]
@@ -468,15 +476,19 @@ def recommendations(
     )
     precisions = evaluated.select("precision").unique()
     checkpoints = checkpoint_columns(models.lazy().filter(pl.col("supported")), precisions)
+    return evaluated.join(checkpoints, on=["model_id", "precision"], how="left")
+
+
+def _ranked(evaluated: pl.LazyFrame, *, top_n: int, ranking: Ranking) -> pl.LazyFrame:
+    """The ranking of the module doc over an evaluated frame (``_chosen_and_evaluated``)."""
     preference = {p: i for i, p in enumerate(ranking.precision_preference)}
     priced = pl.col("cost_per_mtok_usd").is_not_null()
     # lower is better: $/M tokens when priced, else GPU-seconds per token
     metric = pl.when(priced).then(pl.col("cost_per_mtok_usd")).otherwise(pl.col("gpu_count") / pl.col("decode_tok_s"))
     classes = ["model_id", "_other_weights_last", "_priced", "meets_itl_slo"]
     order = ["_band", "needs_other_checkpoint", "_precision_rank", "gpu_count", "_metric", "gpu_id", "precision"]
-    ranked = (
-        evaluated.join(checkpoints, on=["model_id", "precision"], how="left")
-        .with_columns(
+    return (
+        evaluated.with_columns(
             _priced=priced,
             _metric=metric,
             _precision_rank=pl.col("precision").replace_strict(preference, default=len(preference), return_dtype=pl.Int64),
@@ -501,4 +513,102 @@ def recommendations(
         .select(RECOMMENDATION_COLUMNS)
         .sort(["model_id", "rank"])
     )
-    return ranked.collect()
+
+
+SPEED_COLUMNS = [
+    "model_id",
+    "gpu_id",
+    "precision",
+    "gpu_count",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "context_length",
+    "decode_tok_s",
+    "decode_tok_s_slo",
+    "decode_tok_s_batch1",
+    "itl_ms",
+    "ttft_ms",
+    "speed_basis",
+    "speed_error_band",
+    "cost_per_month_usd",
+    "cost_per_mtok_usd",
+    "weights_gb_per_gpu",
+    "kv_gb_per_seq",
+    "overhead_gb",
+    "fit_class",
+    "needs_other_checkpoint",
+    "checkpoint_model_id",
+]
+
+
+def _speeds(evaluated: pl.LazyFrame) -> pl.LazyFrame:
+    """``model_gpu_speed``: per model x GPU x precision, the evaluated row with the fewest GPUs (every
+    evaluated row fits with a valid layout, ``fit_matrix``'s ``fits``), ties (several KV dtypes in a
+    library caller's frame) broken by ``kv_dtype``. ``decode_tok_s`` is the highest output tok/s over
+    every batch (no SLO); ``decode_tok_s_slo`` the highest whose ITL meets the SLO (null when no batch
+    does); ``itl_ms``, ``cost_per_mtok_usd`` are at the batch recommendations use (the SLO-bound one,
+    else the highest-throughput one), so a row equal to a recommendation's configuration carries its
+    numbers."""
+    return (
+        evaluated.sort(["model_id", "gpu_id", "precision", "gpu_count", "kv_dtype"])
+        .unique(subset=["model_id", "gpu_id", "precision"], keep="first", maintain_order=True)
+        .with_columns(
+            decode_tok_s_slo=pl.when(pl.col("meets_itl_slo")).then(pl.col("decode_tok_s")),
+            decode_tok_s=pl.col("decode_tok_s_max"),
+        )
+        .select(SPEED_COLUMNS)
+    )
+
+
+def recommendations(
+    fit_matrix: pl.DataFrame | pl.LazyFrame,
+    models: pl.DataFrame | pl.LazyFrame,
+    kv_groups: pl.DataFrame | pl.LazyFrame,
+    gpus: pl.DataFrame | pl.LazyFrame,
+    prices: pl.DataFrame | pl.LazyFrame | None = None,
+    *,
+    input_len: int = WORKLOAD.input_len,
+    output_len: int = WORKLOAD.output_len,
+    top_n: int = 5,
+    itl_slo_ms: float | None = WORKLOAD.itl_slo_ms,
+    utilisation: float = COST.default_utilisation,
+    ranking: Ranking = RANKING,
+) -> pl.DataFrame:
+    """Top ``top_n`` GPU configurations per model, ranked as in the module doc."""
+    evaluated = _chosen_and_evaluated(
+        fit_matrix, models, kv_groups, gpus, prices,
+        input_len=input_len, output_len=output_len, itl_slo_ms=itl_slo_ms, utilisation=utilisation,
+    )
+    return _ranked(evaluated, top_n=top_n, ranking=ranking).collect()
+
+
+def rank_and_speeds(
+    fit_matrix: pl.DataFrame | pl.LazyFrame,
+    models: pl.DataFrame | pl.LazyFrame,
+    kv_groups: pl.DataFrame | pl.LazyFrame,
+    gpus: pl.DataFrame | pl.LazyFrame,
+    prices: pl.DataFrame | pl.LazyFrame | None = None,
+    *,
+    input_len: int = WORKLOAD.input_len,
+    output_len: int = WORKLOAD.output_len,
+    top_n: int = 5,
+    itl_slo_ms: float | None = WORKLOAD.itl_slo_ms,
+    utilisation: float = COST.default_utilisation,
+    ranking: Ranking = RANKING,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(recommendations, model_gpu_speed)`` from one evaluation of the grid: the evaluated frame is
+    collected once and both are derived from it (``recommendations`` equals ``recommendations(...)``
+    row for row; the speed table is described in ``_speeds``)."""
+    # only the columns the two read are materialised (the rest is pruned from the plan)
+    needed = list(dict.fromkeys([*RECOMMENDATION_COLUMNS, *SPEED_COLUMNS, "decode_tok_s_max"]))
+    evaluated = (
+        _chosen_and_evaluated(
+            fit_matrix, models, kv_groups, gpus, prices,
+            input_len=input_len, output_len=output_len, itl_slo_ms=itl_slo_ms, utilisation=utilisation,
+        )
+        .select([c for c in needed if c not in ("rank", "score", "decode_tok_s_slo")])
+        .collect()
+    )
+    ranked = _ranked(evaluated.lazy(), top_n=top_n, ranking=ranking).collect()
+    speeds = _speeds(evaluated.lazy()).sort(["model_id", "gpu_id", "precision"]).collect()
+    return ranked, speeds

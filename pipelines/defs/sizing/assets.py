@@ -10,7 +10,7 @@ from pipelines.resources import WarehouseResource
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
 from sizing.constants import PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE, SIZING_BUDGET
 from sizing.grid import fit_matrix as build_fit_matrix
-from sizing.grid import recommendations as build_recommendations
+from sizing.grid import rank_and_speeds
 from sizing.isolation import SizingInput, describe_isolated
 from sizing.model_spec import specs_to_frames
 
@@ -97,21 +97,44 @@ def fit_matrix(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(
-    deps=[fit_matrix, dg.AssetKey("provider_prices")],
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "recommendations",
+            deps=[fit_matrix, dg.AssetKey("provider_prices")],
+            description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
+            "compared with the cheapest API price (sizing.grid.recommendations).",
+            kinds={"python", "polars", "duckdb"},
+        ),
+        dg.AssetSpec(
+            "model_gpu_speed",
+            deps=[fit_matrix, dg.AssetKey("provider_prices")],
+            description="Per model x GPU x precision that fits: the fewest-GPU valid configuration with its "
+            "max and SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the "
+            "same evaluation as recommendations).",
+            kinds={"python", "polars", "duckdb"},
+        ),
+    ],
     group_name=SIZING_GROUP,
-    kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
-    description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
-    "compared with the cheapest API price (sizing.grid.recommendations).",
 )
-def recommendations(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def recommendations(warehouse: WarehouseResource):
+    # one evaluation of the grid yields both tables (sizing.grid.rank_and_speeds)
     with warehouse.get_connection() as con:
         models, kv_groups, gpus = _grid_inputs(con)
         matrix = read_table(con, f"select * from sizing.fit_matrix where kv_dtype = '{RECOMMENDATION_KV_DTYPE}'")
         prices = read_table(con, "select * from marts.provider_prices")
-        ranked = build_recommendations(matrix, models, kv_groups, gpus, prices)
+        ranked, speeds = rank_and_speeds(matrix, models, kv_groups, gpus, prices)
         replace_table(con, "sizing.recommendations", ranked)
-    return dg.MaterializeResult(
-        metadata={"rows": ranked.height, "models": ranked["model_id"].n_unique()}
+        replace_table(con, "sizing.model_gpu_speed", speeds)
+    yield dg.MaterializeResult(
+        asset_key="recommendations", metadata={"rows": ranked.height, "models": ranked["model_id"].n_unique()}
+    )
+    yield dg.MaterializeResult(
+        asset_key="model_gpu_speed",
+        metadata={
+            "rows": speeds.height,
+            "models": speeds["model_id"].n_unique(),
+            "rows_without_speed": int(speeds["decode_tok_s"].null_count()),
+        },
     )

@@ -1,10 +1,12 @@
-"""Size: model specs, the fit matrix, recommendations and the speed calibration table."""
+"""Size: model specs, the fit matrix, recommendations with the speed table, the speed calibration
+table, workload costs and the changes since the current publication."""
 
 import dagster as dg
 
 from pipelines.defs.sizing.assets import fit_matrix, model_specs, recommendations
 from pipelines.defs.sizing.calibration import calibration
+from pipelines.defs.sizing.reader_tables import model_changes, workload_costs
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[model_specs, fit_matrix, recommendations, calibration])
+    return dg.Definitions(assets=[model_specs, fit_matrix, recommendations, calibration, workload_costs, model_changes])
