@@ -56,6 +56,8 @@ AUDITED_SOURCES: dict[str, str] = {
     "model_gpu_speed": "select * from warehouse.sizing.model_gpu_speed",
     "workload_costs": "select * from warehouse.sizing.workload_costs",
     "model_changes": "select * from warehouse.sizing.model_changes",
+    "model_metadata": "select * from warehouse.marts.model_metadata",
+    "similar_models": "select * from warehouse.marts.similar_models",
     "unsupported_models": "select * from warehouse.marts.unsupported_models",
     # Which source is stale since when. Per-run attempt times stay in the warehouse, so a run that
     # changed nothing publishes nothing.
@@ -146,6 +148,9 @@ def _canonical_value(column: str, data_type: str) -> tuple[str, str]:
         kind, text = "timestamp", f"'T' || strftime({col}::timestamp, '%Y-%m-%dT%H:%M:%S.%f')"
     elif upper == "TIMESTAMP WITH TIME ZONE":
         kind, text = "timestamptz", f"'Z' || strftime(timezone('UTC', {col}), '%Y-%m-%dT%H:%M:%S.%f')"
+    elif upper == "VARCHAR[]":
+        # a list of strings is ordered content; its JSON text is one canonical spelling
+        kind, text = "text_list", f"'l' || to_json({col})::varchar"
     elif upper == "BLOB":
         kind, text = "blob", f"'x' || hex({col})"
     else:

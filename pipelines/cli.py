@@ -73,7 +73,16 @@ def _run_pipeline(settings, log_level: str) -> int:
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} (Dagster instance: {os.environ['DAGSTER_HOME']})")
     _print_gate_outcome(settings, result.run_id)
     print_summary(settings.published_path)
+    _print_site(settings)
     return 0 if result.success else 1
+
+
+def _print_site(settings) -> None:
+    from pipelines.publishing import site_index
+
+    index = site_index(settings)
+    if index.exists():
+        print(f"\nmodel pages: {index.absolute().as_uri()}")
 
 
 def _print_gate_outcome(settings, batch_id: str) -> None:

@@ -41,6 +41,7 @@ from pipelines.settings import Settings
 from pipelines.warehouse import sql_string
 
 PUBLISHED_TABLES: tuple[str, ...] = (*AUDITED_TABLES, "publications")
+SITE_DIR = "site"  # beside the Parquet files of each publication version
 PUBLICATIONS_DDL = """
 create table if not exists publications (
     publication_id varchar not null,
@@ -135,8 +136,8 @@ def publish_batch(
     touched.
 
     `on_step`, when given, is called with each step's name as the step completes ("claimed",
-    "copied <table>", "built", "archived", "exported <table>", "parquet version", "parquet
-    current", "staged", "swapped"), so a crash test can kill the publisher at every step instead
+    "copied <table>", "built", "archived", "exported <table>", "site", "parquet version",
+    "parquet current", "staged", "swapped"), so a crash test can kill the publisher at every step instead
     of at a guessed moment.
     """
     step = on_step or _no_step
@@ -399,9 +400,20 @@ def _export_parquet(settings: Settings, publication_file: Path, step: Callable[[
                 step(f"exported {table}")
         finally:
             con.close()
+        # The model pages are part of the publication: built from its tables alone, into the version
+        # directory, so `current` switches tables and pages together and a rollback restores both.
+        from pipelines.site import build_site
+
+        build_site(publication_file, building / SITE_DIR)
+        step("site")
         os.replace(building, version_dir)
         step("parquet version")
     _point_parquet_current(settings, version_dir.name)
+
+
+def site_index(settings: Settings) -> Path:
+    """The current publication's site entry page (what `fitatlas run` prints)."""
+    return settings.published_parquet_dir / "current" / SITE_DIR / "index.html"
 
 
 def _point_parquet_current(settings: Settings, version: str) -> None:

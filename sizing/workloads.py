@@ -12,16 +12,21 @@ utilisation (duty cycle, ``COST.default_utilisation``).
   ``usd_per_1k_requests = 1,000 x (input_tokens x input $/M + output_tokens x output $/M) / 1e6`` is
   lowest for the mix (ties: provider name). ``usd_per_month = usd_per_1k_requests x N / 1,000``
   (APIs bill per token).
-- ``best_self_hosted``: the rank-1 recommendation, priced (its ``cost_per_month_usd`` is known).
-  Its rental ``$/hour = cost_per_month_usd / 730`` buys, while busy, output tokens at the replica's
-  decode rate and input tokens at the prefill rate its TTFT implies (``input_len / ttft``, one
-  request's prompt per TTFT); idle time is billed too, so both are divided by ``u``:
-  ``output $/M = cost_per_mtok_usd_at_utilisation``, ``input $/M = $/hour / 3600 / (input_len /
-  ttft_s) x 1e6 / u``, and ``usd_per_1k_requests = 1,000 x (input_tokens x input $/M + output_tokens
-  x output $/M) / 1e6``. Prefill is counted apart from the decode rate, which already carries the
-  recommendation mix's prefill compute, so this errs high. A replica is rented whole:
-  ``usd_per_month = replicas x cost_per_month_usd`` with ``replicas = max(1, ceil(N x busy hours
-  per request / (730 x u)))`` -- at low volume, one replica's month, not N x the per-request cost.
+- ``best_self_hosted``: the rank-1 recommendation, priced (its ``cost_per_month_usd`` is known), timed
+  with the speed model's own steady state (``sizing.speed``): at batch ``B`` a replica's output rate
+  is ``tok/s = B x out0 / (out0 x ITL + B x Pc0)`` for the recommendation's mix (``input_len`` +
+  ``output_len`` = ``in0`` + ``out0``), where ``Pc0`` is the prefill compute of one ``in0``-token
+  prompt. So ``Pc0 = out0 / tok/s - out0 x ITL / B`` comes back exactly from the published
+  ``decode_tok_s``, ``itl_ms`` and ``batch_size``, and a request of ``in`` + ``out`` tokens keeps the
+  replica busy ``busy_s = out x ITL / B + Pc0 x in / in0`` seconds (prefill scaled linearly with the
+  prompt: the attention term, quadratic in the prompt, is left out -- about 3.5 % of a 7,000-token
+  prompt's prefill FLOPs on Llama-3.1-405B -- so long prompts err slightly low). For the
+  recommendation's own mix this is exactly ``out0 / tok/s``: the table agrees with
+  ``cost_per_mtok_usd_at_utilisation``. Rented at ``$/hour = cost_per_month_usd / 730`` and busy a
+  fraction ``u`` of the time (idle time is billed): ``usd_per_1k_requests = 1,000 x $/hour / 3,600 x
+  busy_s / u``. A replica is rented whole: ``usd_per_month = replicas x cost_per_month_usd`` with
+  ``replicas = max(1, ceil(N x busy_s / 3,600 / (730 x u)))`` -- at low volume, one replica's month,
+  not N x the per-request cost.
 """
 
 from __future__ import annotations
@@ -114,32 +119,39 @@ def _cheapest_api(prices: pl.LazyFrame, profiles: pl.LazyFrame, monthly_requests
 def _best_self_hosted(
     recommendations: pl.LazyFrame, profiles: pl.LazyFrame, monthly_requests: int, per_requests: int, hours_per_month: float
 ) -> pl.LazyFrame:
-    busy_s = pl.col("input_tokens") / pl.col("_prefill_tok_s") + pl.col("output_tokens") / pl.col("decode_tok_s")
+    itl_s = pl.col("itl_ms") / 1e3
+    busy_s = (
+        pl.col("output_tokens") * itl_s / pl.col("batch_size")
+        + pl.col("_prefill_s0") * pl.col("input_tokens") / pl.col("input_len")
+    )
     replicas = pl.max_horizontal(
-        pl.lit(1.0), (monthly_requests * busy_s / 3600.0 / (hours_per_month * pl.col("utilisation"))).ceil()
+        pl.lit(1.0), (monthly_requests * pl.col("_busy_s") / 3600.0 / (hours_per_month * pl.col("utilisation"))).ceil()
     ).cast(pl.Int64)
     layout = pl.format("{} x {} {} TP{}", "gpu_count", "gpu_id", "precision", "tensor_parallel")
     return (
         recommendations.filter(
             (pl.col("rank") == 1)
             & (pl.col("cost_per_month_usd") > 0)
-            & (pl.col("cost_per_mtok_usd_at_utilisation") > 0)
             & (pl.col("decode_tok_s") > 0)
-            & (pl.col("ttft_ms") > 0)
+            & (pl.col("itl_ms") > 0)
+            & (pl.col("batch_size") > 0)
             & (pl.col("input_len") > 0)
+            & (pl.col("output_len") > 0)
             & (pl.col("utilisation") > 0)
         )
         .with_columns(
             _hourly=pl.col("cost_per_month_usd") / hours_per_month,
-            _prefill_tok_s=pl.col("input_len") / (pl.col("ttft_ms") / 1e3),
-        )
-        .with_columns(
-            _input_usd_per_mtok=pl.col("_hourly") / 3600.0 / pl.col("_prefill_tok_s") * 1e6 / pl.col("utilisation"),
-            _output_usd_per_mtok=pl.col("cost_per_mtok_usd_at_utilisation"),
+            # what the published rate leaves for prefill once decode steps are paid (sizing.speed); a
+            # rounding residue below zero is no prefill time, not negative time
+            _prefill_s0=pl.max_horizontal(
+                pl.lit(0.0),
+                pl.col("output_len") / pl.col("decode_tok_s") - pl.col("output_len") * itl_s / pl.col("batch_size"),
+            ),
         )
         .join(profiles, how="cross")
+        .with_columns(_busy_s=busy_s)
         .with_columns(
-            usd_per_1k_requests=_per_1k(pl.col("_input_usd_per_mtok"), pl.col("_output_usd_per_mtok"), per_requests),
+            usd_per_1k_requests=per_requests * pl.col("_hourly") / 3600.0 * pl.col("_busy_s") / pl.col("utilisation"),
             _replicas=replicas,
         )
         .with_columns(
@@ -150,20 +162,22 @@ def _best_self_hosted(
             .otherwise(layout),
             usd_per_month=pl.col("_replicas") * pl.col("cost_per_month_usd"),
             basis=pl.format(
-                "self-hosted: rank-1 recommendation (${}/hour) busy {}% of the time (utilisation; idle time is billed): "
-                "output at ${}/M (cost_per_mtok_usd_at_utilisation: {} tok/s decode), input at ${}/M (prefill at "
-                "input_len / TTFT = {} tokens / {} ms); {} x ({} input x input price + {} output x output price) / 1e6; "
-                "per month: {} whole replica(s) x ${}/month (730 h) serve {} requests at that utilisation",
+                "self-hosted: rank-1 recommendation (${}/hour) busy {}% of the time (utilisation; idle time is billed); "
+                "one request keeps the replica busy {} output x ITL {} ms / batch {} + prefill {} s x {} / {} prompt "
+                "tokens = {} s (prefill per prompt recovered from the published {} tok/s: sizing.workloads); "
+                "{} x $/hour / 3,600 x busy s / utilisation; per month: {} whole replica(s) x ${}/month (730 h) "
+                "serve {} requests at that utilisation",
                 _text(pl.col("_hourly"), 4),
                 _text(pl.col("utilisation") * 100, 1),
-                _text(pl.col("_output_usd_per_mtok"), 4),
-                _text(pl.col("decode_tok_s"), 1),
-                _text(pl.col("_input_usd_per_mtok"), 4),
-                "input_len",
-                _text(pl.col("ttft_ms"), 1),
-                pl.lit(per_requests),
-                "input_tokens",
                 "output_tokens",
+                _text(pl.col("itl_ms"), 2),
+                "batch_size",
+                _text(pl.col("_prefill_s0"), 4),
+                "input_tokens",
+                "input_len",
+                _text(pl.col("_busy_s"), 4),
+                _text(pl.col("decode_tok_s"), 1),
+                pl.lit(per_requests),
                 "_replicas",
                 _text(pl.col("cost_per_month_usd"), 2),
                 pl.lit(monthly_requests),

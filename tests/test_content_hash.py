@@ -146,3 +146,20 @@ def test_model_changes_is_not_content(tmp_path):
     before = content_hash(con)
     con.execute("insert into model_changes values (2, 'new_model')")
     assert content_hash(con) == before
+
+
+def test_a_list_of_strings_is_content_in_order_and_cannot_be_forged(tmp_path):
+    """model_metadata.hub_tags (VARCHAR[]): hashed as its JSON text, so order counts and a comma
+    inside one tag is not two tags."""
+
+    def tags_hash(name: str, tags: list[str]) -> str:
+        con = make_db(tmp_path / f"{name}.duckdb")
+        con.execute("drop table model_metadata")
+        con.execute("create table model_metadata (model_id varchar, hub_tags varchar[])")
+        con.execute("insert into model_metadata values ('m', ?)", [tags])
+        return content_hash(con)
+
+    same = tags_hash("a", ["text-generation", "llama"])
+    assert tags_hash("b", ["text-generation", "llama"]) == same
+    assert tags_hash("c", ["llama", "text-generation"]) != same
+    assert tags_hash("d", ["a,b"]) != tags_hash("e", ["a", "b"])

@@ -1,20 +1,25 @@
 """The whole graph materialised in-process on the bundled snapshot into a temporary directory.
 
 Real parts only: real DuckDB files, a real dbt build, a real (temporary) Dagster instance, the
-real Great Expectations suites. Expected values cite their source.
+real Great Expectations suites, and the published site opened in a real headless Chromium. Expected
+values cite their source.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
+from browser import Browser, PageLoad, chromium_binary, page_url
 from duckdb_rows import query
 from pipeline_runs import run_pipeline
 
-from pipelines.publishing import PUBLISHED_TABLES
-from pipelines.settings import SNAPSHOT_DIR
+from pipelines.publishing import PUBLISHED_TABLES, site_index
+from pipelines.settings import SNAPSHOT_DIR, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +207,132 @@ def test_cli_estimate_rejects_bad_json(cli_env, capsys, tmp_path):
     bad.write_text("{not json")
     code, _, err = run_cli(["estimate", "--config", str(bad)], capsys)
     assert code == 2 and "not valid JSON" in err
+
+# --- the published site, in a real browser -----------------------------------------------------------
+# The browser loads the index, the Llama-3.1-405B page and a GPU page of this module's publication at
+# 375 px (a phone) and 1,440 px (a desktop); every number checked is read from the published tables.
+# Screenshots go to the test's temp dir; FITATLAS_SCREENSHOT_DIR keeps a copy (for looking at them).
+
+LLAMA_405B = "meta-llama/Llama-3.1-405B-Instruct"
+WIDTHS = (375, 1440)
+
+# The first table after a section heading, as the reader meets it.
+TABLE_AFTER = """(id => { let el = document.getElementById(id);
+  while (el && !(el.classList && el.classList.contains('table-wrap'))) el = el.nextElementSibling;
+  return el; })"""
+
+
+@pytest.fixture(scope="module")
+def site_settings(published) -> Settings:
+    return Settings.for_data_dir(published[0])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("no chromium on PATH: `apt-get install -y chromium` (.ci/run installs it)")
+    opened = Browser(binary)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def keep(load: PageLoad, name: str, screenshots: Path) -> None:
+    path = screenshots / f"{name}-{load.width}.png"
+    path.write_bytes(load.screenshot)
+    if target := os.environ.get("FITATLAS_SCREENSHOT_DIR"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+
+
+def assert_clean(load: PageLoad, page_width: int) -> None:
+    assert load.console_errors == [], load.console_errors
+    assert load.external_requests == [], load.external_requests
+    assert load.screenshot.startswith(b"\x89PNG")
+    assert page_width <= load.width + 1, f"the page scrolls sideways at {load.width} px ({page_width} px wide)"
+
+
+def published_value(settings: Settings, sql: str, params: list | None = None):
+    (value,), = query(settings.published_path, sql, params)
+    return value
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_405b_page_shows_the_published_numbers(site_settings, browser, screenshots, width):
+    page = site_index(site_settings).parent / "models" / "meta-llama--Llama-3.1-405B-Instruct.html"
+    load, found = browser.load(page_url(page), width, evaluate={
+        "text": "document.body.innerText",
+        "page_width": "document.documentElement.scrollWidth",
+        "h1": "[...document.querySelectorAll('h1')].map(h => h.innerText)",
+        "rank1": f"{TABLE_AFTER}('recommendations').querySelector('tbody tr').innerText",
+        "unlabelled_images": "[...document.querySelectorAll('img:not([alt]), svg:not([aria-label]):not([aria-hidden])')]"
+                             ".filter(e => !e.closest('svg[aria-label]')).length",
+        "headers_without_scope": "document.querySelectorAll('th:not([scope])').length",
+    })
+    keep(load, "model-llama-3.1-405b", screenshots)
+    assert_clean(load, found["page_width"])
+    # models.kv_bytes_per_token_bf16: 126 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 516,096
+    kv = published_value(site_settings, "select kv_bytes_per_token_bf16 from models where model_id = ?", [LLAMA_405B])
+    assert kv == 516_096 and f"{kv:,} bytes" in found["text"]
+    weights = published_value(site_settings, "select weights_gb_bf16 from models where model_id = ?", [LLAMA_405B])
+    assert f"{weights:,.1f} GB" in found["text"]
+    gpu_id, count = query(site_settings.published_path,
+                          "select gpu_id, gpu_count from recommendations where model_id = ? and rank = 1", [LLAMA_405B])[0]
+    gpu_name = published_value(site_settings, "select name from gpus where gpu_id = ?", [gpu_id])
+    assert gpu_name in found["rank1"] and str(count) in found["rank1"], found["rank1"]
+    assert len(found["h1"]) == 1 and "Llama 3.1 405B" in found["h1"][0].replace("-", " ")
+    assert found["unlabelled_images"] == 0 and found["headers_without_scope"] == 0
+    for placeholder in ("NaN", "Infinity", "None", "undefined", "$0.00"):
+        assert placeholder not in found["text"], placeholder
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_index_sorts_and_filters_every_model_in_the_browser(site_settings, browser, screenshots, width):
+    models = published_value(site_settings, "select count(*) from models")
+    load, found = browser.load(page_url(site_index(site_settings)), width, evaluate={
+        "page_width": "document.documentElement.scrollWidth",
+        "rows": "document.querySelectorAll('#models tbody tr').length",
+        "filtered": """(() => { const box = document.getElementById('filter'); box.value = '405B';
+            box.dispatchEvent(new Event('input', {bubbles: true}));
+            return [...document.querySelectorAll('#models tbody tr')].filter(r => !r.hidden && r.style.display !== 'none')
+              .map(r => r.querySelector('th').innerText); })()""",
+        "sorted_params": """(() => { const box = document.getElementById('filter'); box.value = '';
+            box.dispatchEvent(new Event('input', {bubbles: true}));
+            const header = [...document.querySelectorAll('#models thead th')].find(th => th.innerText.startsWith('Params total'));
+            (header.querySelector('button') || header).click();
+            const first = () => document.querySelector('#models tbody tr th').innerText.split('\\n').pop().trim();
+            const once = first(); (header.querySelector('button') || header).click(); return [once, first()]; })()""",
+        "links": "[...document.querySelectorAll('#models tbody tr th a')].map(a => a.getAttribute('href'))",
+    })
+    keep(load, "index", screenshots)
+    assert_clean(load, found["page_width"])
+    assert found["rows"] == models
+    shown = {text.splitlines()[-1].strip() for text in found["filtered"]}
+    expected = {row[0] for row in query(site_settings.published_path, "select model_id from models where model_id ilike '%405B%'")}
+    assert shown == expected and LLAMA_405B in shown
+    largest, smallest = (
+        published_value(site_settings, f"select model_id from models order by params_total {order} limit 1") for order in ("desc", "asc")
+    )
+    assert sorted(found["sorted_params"]) == sorted([largest, smallest])  # one click each way: extremes first
+    site = site_index(site_settings).parent
+    assert all((site / href).is_file() for href in found["links"])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_gpu_page_lists_what_runs_on_it(site_settings, browser, screenshots, width):
+    gpu_id = published_value(site_settings, "select gpu_id from recommendations where model_id = ? and rank = 1", [LLAMA_405B])
+    page = site_index(site_settings).parent / "gpus" / f"{gpu_id}.html"
+    load, found = browser.load(page_url(page), width, evaluate={
+        "text": "document.body.innerText",
+        "page_width": "document.documentElement.scrollWidth",
+    })
+    keep(load, f"gpu-{gpu_id}", screenshots)
+    assert_clean(load, found["page_width"])
+    name, memory_gb = query(site_settings.published_path, "select name, memory_gb from gpus where gpu_id = ?", [gpu_id])[0]
+    assert name in found["text"] and f"{memory_gb:,.1f} GB" in found["text"]
+    assert "Llama-3.1-405B-Instruct" in found["text"]

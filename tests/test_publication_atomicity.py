@@ -82,6 +82,7 @@ PUBLICATION_STEPS = [
     "built",
     "archived",
     *(f"exported {table}" for table in PUBLISHED_TABLES),
+    "site",
     "parquet version",
     "parquet current",
     "staged",

@@ -75,6 +75,19 @@ def test_query_references_resolve_to_value_sets():
     assert [row["gpu_id"] for row in outcome.outcomes[0].failing_rows] == ["bad-gpu"]
 
 
+def test_scalar_references_resolve_to_one_value():
+    """model_metadata's row count must equal the published models' count: `$scalar` gives the one value."""
+    outcome = validate_frame(
+        suite(
+            expectation("expect_table_row_count_to_equal", value={"$scalar": "select count(*) from models"}),
+            expectation("expect_table_row_count_to_equal", value={"$scalar": "select count(*) from more_models"}),
+        ),
+        GPUS,
+        lambda sql: [3] if sql.endswith(" models") else [4],
+    )
+    assert [o.status for o in outcome.outcomes] == ["passed", "failed"]  # GPUS has 3 rows
+
+
 @pytest.mark.parametrize("table", AUDITED_TABLES)
 def test_every_audited_table_has_a_reviewable_suite(table):
     document = load_suite(table)

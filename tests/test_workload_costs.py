@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from sizing.constants import WORKLOAD_PROFILES
+from sizing.constants import WORKLOAD_PROFILES, WorkloadProfile
 from sizing.workloads import WORKLOAD_COST_COLUMNS, workload_costs
 
 PRICES = pl.DataFrame(
@@ -20,9 +20,11 @@ PRICES = pl.DataFrame(
         "excluded_reason": [None, None, None, "below sibling price", None],
     }
 )
-# rank 1 of m: 2 GPUs at $1/hour each -> $1,460/month (730 h), $2/hour; 1,000 tok/s decode, so
-# $2 / 3,600 s / 1,000 tok/s x 1e6 = $0.5556/M at full use, $1.1111/M at utilisation 0.5;
-# TTFT 100 ms for a 1,000-token prompt -> prefill 10,000 tok/s.
+# rank 1 of m: 2 GPUs at $1/hour each -> $1,460/month (730 h), $2/hour. Its mix is 1,000 + 1,000
+# tokens at batch 10 and ITL 20 ms with 0.1 s of prefill compute per prompt, so sizing.speed's steady
+# state gives 10 x 1,000 / (1,000 x 0.02 + 10 x 0.1) = 10,000 / 21 = 476.19 output tok/s, and
+# $2 / 3,600 / 476.19 x 1e6 / 0.5 = $2.3333/M output at utilisation 0.5.
+DECODE_M = 10_000 / 21
 RECS = pl.DataFrame(
     {
         "model_id": ["m", "m", "n"],
@@ -32,11 +34,14 @@ RECS = pl.DataFrame(
         "tensor_parallel": [2, 2, 1],
         "pipeline_parallel": [1, 2, 1],
         "precision": ["fp8", "bf16", "bf16"],
-        "decode_tok_s": [1000.0, 500.0, 800.0],
+        "decode_tok_s": [DECODE_M, 500.0, 800.0],
+        "itl_ms": [20.0, 30.0, 15.0],
+        "batch_size": [10, 8, 4],
         "ttft_ms": [100.0, 200.0, 50.0],
         "input_len": [1000, 1000, 1000],
+        "output_len": [1000, 1000, 1000],
         "cost_per_month_usd": [1460.0, 2920.0, None],  # n is unpriced: no self-hosted row
-        "cost_per_mtok_usd_at_utilisation": [2 / 3600 / 1000 * 1e6 / 0.5, 1.0, None],
+        "cost_per_mtok_usd_at_utilisation": [2 / 3600 / DECODE_M * 1e6 / 0.5, 1.0, None],
         "utilisation": [0.5, 0.5, 0.5],
     }
 )
@@ -89,29 +94,34 @@ def test_cheapest_api_is_the_lowest_comparable_canonical_price_for_the_mix(costs
 
 
 @pytest.mark.parametrize(
-    ("profile", "usd_per_1k"),
+    ("profile", "busy_s"),
     [
-        # input $/M = $2/h / 3,600 / 10,000 tok/s x 1e6 / 0.5 = $0.1111; output $/M = $1.1111
-        # short: 1,000 x (400 x 0.1111 + 100 x 1.1111) / 1e6 = $0.15556; medium (1,500, 500): $0.72222;
-        # long (7,000, 1,000): $1.88889
-        ("short", (400 * 2 / 3600 / 10_000 / 0.5 + 100 * 2 / 3600 / 1000 / 0.5) * 1000),
-        ("medium", (1500 * 2 / 3600 / 10_000 / 0.5 + 500 * 2 / 3600 / 1000 / 0.5) * 1000),
-        ("long", (7000 * 2 / 3600 / 10_000 / 0.5 + 1000 * 2 / 3600 / 1000 / 0.5) * 1000),
+        # busy = out x ITL / B + prefill 0.1 s x in / 1,000 (the recommendation's prompt)
+        ("short", 100 * 0.02 / 10 + 0.1 * 400 / 1000),  # 0.2 + 0.04 = 0.24 s
+        ("medium", 500 * 0.02 / 10 + 0.1 * 1500 / 1000),  # 1.0 + 0.15 = 1.15 s
+        ("long", 1000 * 0.02 / 10 + 0.1 * 7000 / 1000),  # 2.0 + 0.7 = 2.7 s
     ],
 )
-def test_best_self_hosted_prices_prefill_and_decode_at_utilisation(costs, profile, usd_per_1k):
+def test_best_self_hosted_times_each_request_with_the_speed_models_decode_and_prefill(costs, profile, busy_s):
     r = row(costs, "m", profile, "best_self_hosted")
     assert r["config"] == "2 x h100 fp8 TP2" and r["provider"] is None
-    assert r["usd_per_1k_requests"] == pytest.approx(usd_per_1k)
-    assert r["usd_per_1k_requests"] == pytest.approx({"short": 0.155556, "medium": 0.722222, "long": 1.888889}[profile], rel=1e-5)
-    # short: 100,000 x (400 / 10,000 + 100 / 1,000) s = 14,000 s = 3.9 busy hours, within one replica's
-    # 730 h x 0.5 -> one whole replica's month, $1,460
+    # 1,000 requests x $2/h / 3,600 s x busy s / utilisation 0.5: short $0.26667, medium $1.27778, long $3.00
+    assert r["usd_per_1k_requests"] == pytest.approx(1000 * 2 / 3600 * busy_s / 0.5)
+    assert r["usd_per_1k_requests"] == pytest.approx({"short": 0.266667, "medium": 1.277778, "long": 3.0}[profile], rel=1e-5)
+    # short: 100,000 x 0.24 s = 6.7 busy hours, within one replica's 730 h x 0.5 -> one whole replica's month
     assert r["usd_per_month"] == pytest.approx(1460.0)
-    assert "utilisation" in r["basis"] and "TTFT" in r["basis"]
+    assert "utilisation" in r["basis"] and "prefill" in r["basis"]
+
+
+def test_the_recommendations_own_mix_costs_what_its_published_rate_says():
+    """Prefill is not counted twice: at the recommendation's own 1,000 + 1,000 mix, the per-request cost
+    is exactly 1,000 output tokens at cost_per_mtok_usd_at_utilisation ($2.3333/M -> $2.3333 per 1,000)."""
+    r = row(workload_costs(RECS, PRICES, profiles=(WorkloadProfile("own", 1000, 1000),)), "m", "own", "best_self_hosted")
+    assert r["usd_per_1k_requests"] == pytest.approx(1000 * 1000 * RECS["cost_per_mtok_usd_at_utilisation"][0] / 1e6)
 
 
 def test_self_hosted_month_counts_whole_replicas_at_volume():
-    # 10,000,000 short requests x 0.14 busy s = 388.9 h > 365 h (730 h x 0.5) -> 2 replicas = $2,920
+    # 10,000,000 short requests x 0.24 busy s = 666.7 h > 365 h (730 h x 0.5) -> 2 replicas = $2,920
     costs = workload_costs(RECS, PRICES, monthly_requests=10_000_000)
     r = row(costs, "m", "short", "best_self_hosted")
     assert r["usd_per_month"] == pytest.approx(2920.0)

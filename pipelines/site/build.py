@@ -55,12 +55,23 @@ def _write(path: Path, page: str) -> None:
     tmp.replace(path)
 
 
+def _unreadable(out_dir: Path, reason: str, started: float) -> SiteReport:
+    """A publication the pages cannot be built from still gets an index saying why, not a crash."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = out_dir / "index.html"
+    _write(index, environment().get_template("unreadable.html").render(reason=reason))
+    return SiteReport(index=index, model_pages=0, gpu_pages=0, seconds=time.perf_counter() - started)
+
+
 def build_site(published_db: Path, out_dir: Path, *, charts: bool = True) -> SiteReport:
     """Render the site of ``published_db`` into ``out_dir``; pages of models or GPUs no longer
     published are removed. ``charts=False`` leaves the charts out (their tables stay)."""
     started = time.perf_counter()
-    pub = data.load(Path(published_db))
     out_dir = Path(out_dir)
+    try:
+        pub = data.load(Path(published_db))
+    except data.UnreadablePublication as error:
+        return _unreadable(out_dir, str(error), started)
     (out_dir / "models").mkdir(parents=True, exist_ok=True)
     (out_dir / "gpus").mkdir(parents=True, exist_ok=True)
     env = environment()

@@ -39,7 +39,24 @@ CONTRACT_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: the columns that make a table the published one: a file whose table lacks them (an ancient or a
+#: hand-made publication) has that table treated as absent; without models and gpus there is no site
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "models": ("model_id", "params_total"),
+    "gpus": ("gpu_id", "vendor", "segment", "name"),
+    "provider_prices": ("model_id", "excluded_reason", "is_canonical"),
+    "recommendations": ("model_id", "rank"),
+    "fit_matrix": ("model_id", "fits", "context_length"),
+    "publications": ("publication_id", "published_at"),
+    "source_freshness": ("source", "kind"),
+    **CONTRACT_COLUMNS,
+}
+
 PRECISIONS = ("bf16", "fp8", "int8", "fp4", "int4")
+
+
+class UnreadablePublication(ValueError):
+    """The file lacks the models or gpus table with their published columns."""
 PROFILE_ORDER = {"short": 0, "medium": 1, "long": 2}
 FIT_CLASSES = ("excellent", "good", "moderate", "tight", "very_tight")
 
@@ -103,11 +120,22 @@ def load(published_db: Path) -> Publication:
         con.close()
 
 
+def _published_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Tables of the file that carry the columns the site reads (KEY_COLUMNS)."""
+    columns: dict[str, set[str]] = defaultdict(set)
+    for table, column in con.execute("select table_name, column_name from information_schema.columns").fetchall():
+        columns[table].add(column)
+    return {table for table, have in columns.items() if set(KEY_COLUMNS.get(table, ())) <= have}
+
+
 def _load(con: duckdb.DuckDBPyConnection) -> Publication:
-    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    tables = _published_tables(con)
     missing = {"models", "gpus"} - tables
     if missing:
-        raise ValueError(f"not a published.duckdb: no {', '.join(sorted(missing))} table")
+        raise UnreadablePublication(
+            f"no {' or '.join(sorted(missing))} table with the published columns "
+            f"({'; '.join(f'{t}: ' + ', '.join(KEY_COLUMNS[t]) for t in sorted(missing))})"
+        )
 
     publication = None
     if "publications" in tables:

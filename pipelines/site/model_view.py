@@ -193,6 +193,7 @@ def model_context(pub: Publication, model_id: str, *, draw_charts: bool = True) 
         "workload_self": [w for w in workload if w["option"] == "best_self_hosted"],
         "workload_volume": next((w["monthly_requests"] for w in workload if is_value(w.get("monthly_requests"))), None),
         "best_gpu": best_gpu,
+        "chart_gpus": CHART_GPUS,
         "no_slo_gpus": sorted({gpu_label(pub, r["gpu_id"]) for r in speed} - {gpu_label(pub, r["gpu_id"]) for r in best_gpu}),
         "frontier": front,
         "precision_impact": _precision_impact(pub, model, speed, top["gpu_id"] if top else None),

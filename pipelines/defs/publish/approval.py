@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from pipelines.defs.publish.assets import BATCH_TAG
+from pipelines.defs.publish.assets import BATCH_TAG, PUBLICATION_KEY, SITE_KEY
 from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import decide
 from pipelines.publishing import read_publications
@@ -39,7 +39,7 @@ from pipelines.settings import Settings
 
 publish_batch_job = dg.define_asset_job(
     "publish_batch",
-    selection=dg.AssetSelection.assets(dg.AssetKey("publication")),
+    selection=dg.AssetSelection.assets(PUBLICATION_KEY, SITE_KEY),
     description=f"Publish one batch named by the `{BATCH_TAG}` tag, if the gate allows it (requested by approval_sensor).",
 )
 

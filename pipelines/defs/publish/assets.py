@@ -5,7 +5,7 @@ import dagster as dg
 from pipelines.batches import AUDITED_TABLES, freeze_batch
 from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import publish_if_allowed
-from pipelines.publishing import PublicationRefused
+from pipelines.publishing import PublicationRefused, site_index
 from pipelines.resources import FitAtlasResource
 from pipelines.review_ledger import register_batch
 from pipelines.warehouse import WAREHOUSE_POOL
@@ -49,15 +49,33 @@ def audited_batch(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource)
         )
 
 
-@dg.asset(
-    deps=[audited_key(table) for table in AUDITED_TABLES],
+PUBLICATION_KEY = dg.AssetKey("publication")
+SITE_KEY = dg.AssetKey("site")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            PUBLICATION_KEY,
+            deps=[audited_key(table) for table in AUDITED_TABLES],
+            kinds={"duckdb", "parquet"},
+            skippable=True,  # no materialization when the batch equals the current publication
+            description="Publishes a batch to data/published.duckdb (swapped in with os.replace) and "
+            "data/published/current/*.parquet, when the gate allows it: every blocking check passed, or a "
+            f"reviewer approved exactly this content. The batch is the run's own, or the `{BATCH_TAG}` tag's.",
+        ),
+        dg.AssetSpec(
+            SITE_KEY,
+            deps=[PUBLICATION_KEY],
+            kinds={"html"},
+            skippable=True,
+            description="The static site BI readers open: data/published/current/site/index.html, a page per "
+            "published model and per GPU (pipelines.site), built from the publication's tables alone into "
+            "its Parquet version directory before the swap, so it switches and rolls back with them.",
+        ),
+    ],
     group_name="publish",
-    kinds={"duckdb", "parquet"},
     pool=WAREHOUSE_POOL,
-    output_required=False,  # no materialization when the batch equals the current publication
-    description="Publishes a batch to data/published.duckdb (swapped in with os.replace) and "
-    "data/published/current/*.parquet, when the gate allows it: every blocking check passed, or a "
-    f"reviewer approved exactly this content. The batch is the run's own, or the `{BATCH_TAG}` tag's.",
 )
 def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
     settings = fitatlas.settings
@@ -73,7 +91,7 @@ def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
             f"(content sha256 {decision.batch.content_sha256})"
         )
         yield dg.AssetObservation(
-            asset_key=context.asset_key,
+            asset_key=PUBLICATION_KEY,
             metadata={
                 "published": False,
                 "unchanged_since": outcome.unchanged_since,
@@ -85,6 +103,7 @@ def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
         return
     context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
     yield dg.MaterializeResult(
+        asset_key=PUBLICATION_KEY,
         metadata={
             "publication_id": published.publication_id,
             "batch_id": batch_id,
@@ -92,5 +111,16 @@ def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
             "content_sha256": published.content_sha256,
             "path": dg.MetadataValue.path(str(settings.published_path)),
             **{f"rows_{table}": count for table, count in published.row_counts.items()},
-        }
+        },
+    )
+    index = site_index(settings)
+    site_dir = index.parent
+    yield dg.MaterializeResult(
+        asset_key=SITE_KEY,
+        metadata={
+            "publication_id": published.publication_id,
+            "index": dg.MetadataValue.path(str(index)),
+            "model_pages": len(list((site_dir / "models").glob("*.html"))),
+            "gpu_pages": len(list((site_dir / "gpus").glob("*.html"))),
+        },
     )

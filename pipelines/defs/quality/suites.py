@@ -4,7 +4,8 @@ A suite file is a reviewable JSON document: the GE 1.x suite (`expectations`: ty
 plus `query`, the SQL that reads the table under audit from the warehouse (it may add derived
 columns, e.g. a ratio that exposes sparse-vs-dense TFLOPS), and `key_columns`, shown with every
 failing row. A kwarg given as `{"$query": "select ..."}` is resolved to that query's first column
-(e.g. the model ids a price may refer to), so referential rules stay declarative.
+(e.g. the model ids a price may refer to), and `{"$scalar": "select ..."}` to its one value (e.g. a
+row count another table must equal), so referential rules stay declarative.
 
 GE validates a pandas frame (its SQL path through duckdb-engine fails silently) and is imported
 lazily: it costs seconds and hundreds of MB. An expectation whose metric raised is *errored* — a
@@ -73,10 +74,17 @@ def load_suite(table: str) -> dict[str, Any]:
 
 
 def resolve_kwargs(kwargs: dict[str, Any], run_query: Callable[[str], list[Any]]) -> dict[str, Any]:
-    return {
-        name: run_query(value["$query"]) if isinstance(value, dict) and "$query" in value else value
-        for name, value in kwargs.items()
-    }
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and "$query" in value:
+            return run_query(value["$query"])
+        if isinstance(value, dict) and "$scalar" in value:
+            column = run_query(value["$scalar"])
+            if len(column) != 1:
+                raise ValueError(f"$scalar query {value['$scalar']!r} gave {len(column)} rows, not one")
+            return column[0]
+        return value
+
+    return {name: resolve(value) for name, value in kwargs.items()}
 
 
 def validate_frame(suite: dict[str, Any], frame: pd.DataFrame, run_query: Callable[[str], list[Any]]) -> SuiteOutcome:
