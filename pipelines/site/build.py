@@ -78,21 +78,23 @@ def build_site(published_db: Path, out_dir: Path, *, charts: bool = True) -> Sit
 
     contexts = {model_id: model_context(pub, model_id, draw_charts=charts) for model_id in pub.models}
     jobs = [(model_id, key, chart) for model_id, c in contexts.items() for key, chart in c["chart_specs"].items()]
-    rendered = svg.render_all([(chart.spec, chart.label) for _m, _k, chart in jobs])
-    for (model_id, key, _chart), image in zip(jobs, rendered, strict=True):
-        contexts[model_id]["svg"][key] = image
+    # the chart workers run while this process writes the GPU pages and the index
+    rendering = svg.Rendering([(chart.spec, chart.label) for _m, _k, chart in jobs])
 
     written: set[Path] = set()
-    for model_id, context in contexts.items():
-        path = out_dir / "models" / model_page_name(model_id)
-        _write(path, render_model(env, context))
-        written.add(path)
     for gpu_id in pub.gpus:
         path = out_dir / "gpus" / f"{gpu_id}.html"
         _write(path, render_gpu(env, pub, gpu_id))
         written.add(path)
     index = out_dir / "index.html"
     _write(index, render_index(env, pub))
+
+    for (model_id, key, _chart), image in zip(jobs, rendering.result(), strict=True):
+        contexts[model_id]["svg"][key] = image
+    for model_id, context in contexts.items():
+        path = out_dir / "models" / model_page_name(model_id)
+        _write(path, render_model(env, context))
+        written.add(path)
     for stale in [*(out_dir / "models").glob("*.html"), *(out_dir / "gpus").glob("*.html")]:
         if stale not in written:
             stale.unlink()

@@ -29,39 +29,47 @@ def render(spec: dict, label: str) -> str:
     return svg[:start] + f'<svg role="img" aria-label="{html.escape(label, quote=True)}"' + svg[start + 4 :]
 
 
+class Rendering:
+    """Charts being rendered by worker processes (or, when too few for a worker, here on `result`)."""
+
+    def __init__(self, items: Sequence[tuple[dict, str]], workers: int | None = None):
+        self._items = list(items)
+        workers = workers or len(os.sched_getaffinity(0))
+        self._workers = max(1, min(workers, len(self._items) // MIN_CHARTS_PER_WORKER))
+        self._processes: list[subprocess.Popen] = []
+        if self._workers == 1:
+            return
+        for offset in range(self._workers):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.site.svg"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            # a worker reads all its input before it writes anything, so every one is busy before we read
+            process.stdin.write(json.dumps(self._items[offset :: self._workers]))
+            process.stdin.close()
+            process.stdin = None  # communicate() then only reads
+            self._processes.append(process)
+
+    def result(self) -> list[str]:
+        """The SVGs, in the order of the items."""
+        if not self._processes:
+            return [render(spec, label) for spec, label in self._items]
+        rendered: list[str] = [""] * len(self._items)
+        for offset, process in enumerate(self._processes):
+            out, err = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"chart worker failed (exit {process.returncode}): {err[-2000:]}")
+            rendered[offset :: self._workers] = json.loads(out)
+        return rendered
+
+
 def render_all(items: Sequence[tuple[dict, str]], workers: int | None = None) -> list[str]:
     """SVGs of ``items`` (spec, label), in order, rendered by up to ``workers`` processes (default:
     the CPUs this process may use)."""
-    workers = workers or len(os.sched_getaffinity(0))
-    workers = max(1, min(workers, len(items) // MIN_CHARTS_PER_WORKER))
-    if workers == 1:
-        return [render(spec, label) for spec, label in items]
-    chunks = [list(items[i::workers]) for i in range(workers)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "pipelines.site.svg"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in chunks
-    ]
-    for process, chunk in zip(processes, chunks, strict=True):
-        # a worker reads all its input before it writes anything, so every one is busy before we read
-        process.stdin.write(json.dumps(chunk))
-        process.stdin.close()
-        process.stdin = None  # communicate() then only reads
-    results: list[list[str]] = []
-    for process in processes:
-        out, err = process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"chart worker failed (exit {process.returncode}): {err[-2000:]}")
-        results.append(json.loads(out))
-    rendered: list[str] = [""] * len(items)
-    for offset, chunk_result in enumerate(results):
-        rendered[offset::workers] = chunk_result
-    return rendered
+    return Rendering(items, workers).result()
 
 
 def _worker() -> None:
