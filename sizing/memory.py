@@ -81,8 +81,10 @@ def add_memory_columns(lf: pl.LazyFrame, mem: VLLMMemory = VLLM_MEMORY) -> pl.La
     (``sizing.parallelism``), ``weights_bytes`` (at the row's precision) and ``kv_bytes_per_seq`` (per
     GPU at the row's context and layout).
 
-    Adds: weights_gb_per_gpu, kv_gb_per_seq, overhead_gb, usable_gb, kv_pool_gb,
-    headroom_gb, max_concurrent_seqs, fits, fit_class.
+    Adds: weights_gb_per_gpu, kv_gb_per_seq, overhead_gb (= activation_gb + non_torch_gb +
+    cuda_graph_gb, each published apart: the activation peak, vLLM's non-torch memory -- CUDA
+    context, cuBLAS workspaces and NCCL communication buffers -- and the CUDA-graph pool), usable_gb,
+    kv_pool_gb, headroom_gb, max_concurrent_seqs, fits, fit_class.
     """
     tp = pl.col("gpu_count")
     usable = pl.col("memory_gb") * GB * mem.cuda_visible_fraction * mem.gpu_memory_utilization
@@ -93,6 +95,9 @@ def add_memory_columns(lf: pl.LazyFrame, mem: VLLMMemory = VLLM_MEMORY) -> pl.La
         weights_gb_per_gpu=weights / GB,
         kv_gb_per_seq=kv / GB,
         overhead_gb=overhead / GB,
+        activation_gb=activation_gib_expr(mem) * GIB / GB,
+        non_torch_gb=non_torch_gib_expr(tp, mem) * GIB / GB,
+        cuda_graph_gb=pl.lit(mem.cuda_graph_gib * GIB / GB),
         usable_gb=usable / GB,
         kv_pool_gb=(usable - weights - overhead) / GB,
     )

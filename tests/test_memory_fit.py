@@ -42,6 +42,10 @@ def test_llama8b_h100_tp1_worked_budget(fm):
     assert r["usable_gb"] == pytest.approx(usable / 1e9)
     assert r["weights_gb_per_gpu"] == pytest.approx(weights / 1e9)
     assert r["overhead_gb"] == pytest.approx(overhead / 1e9)
+    # published apart (VLLMMemory): Llama activation peak 1.89 GiB, non-torch 0.27 GiB at TP1, CUDA graphs 1.04 GiB
+    assert (r["activation_gb"], r["non_torch_gb"], r["cuda_graph_gb"]) == pytest.approx(
+        (1.89 * GIB / 1e9, 0.27 * GIB / 1e9, 1.04 * GIB / 1e9)
+    )
     assert r["kv_pool_gb"] == pytest.approx(pool / 1e9)
     assert r["kv_gb_per_seq"] == pytest.approx(kv / 1e9)
     assert r["max_concurrent_seqs"] == int(pool // kv) == 12

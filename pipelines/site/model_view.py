@@ -8,6 +8,12 @@ from pipelines.site import charts
 from pipelines.site.data import FIT_CLASSES, PRECISIONS, Publication
 from pipelines.site.format import is_value
 
+#: fit_matrix's overhead split (sizing.memory): column -> what a reader sees
+OVERHEAD_PARTS = {
+    "activation_gb": "activation peak",
+    "non_torch_gb": "CUDA context and NCCL communication buffers",
+    "cuda_graph_gb": "CUDA graphs",
+}
 CHART_GPUS = 12  # bars in the throughput chart (the table lists every GPU)
 
 
@@ -86,14 +92,21 @@ def _memory(pub: Publication, model: dict, top_fit: dict | None) -> dict:
     if top_fit:
         gpu = pub.gpus.get(top_fit["gpu_id"], {})
         outside = (gpu.get("memory_gb") or 0) - (top_fit.get("usable_gb") or 0)
+        split = all(is_value(top_fit.get(c)) for c in OVERHEAD_PARTS)
+        overhead = (
+            [{"part": label, "gb": top_fit[column], "order": 2 + i} for i, (column, label) in enumerate(OVERHEAD_PARTS.items())]
+            if split  # publications before the split carry only the total
+            else [{"part": "overhead (activations + CUDA graphs + comm. buffers, total)", "gb": top_fit["overhead_gb"], "order": 2}]
+        )
         breakdown = {
             "fit": top_fit,
             "gpu": gpu,
+            "split": split,
             "parts": [
                 {"part": "weights", "gb": top_fit["weights_gb_per_gpu"], "order": 0},
                 {"part": "KV-cache pool", "gb": top_fit["kv_pool_gb"], "order": 1},
-                {"part": "overhead (activations + CUDA graphs + comm. buffers, total)", "gb": top_fit["overhead_gb"], "order": 2},
-                {"part": "outside the engine's memory budget", "gb": outside, "order": 3},
+                *overhead,
+                {"part": "outside the engine's memory budget", "gb": outside, "order": 2 + len(OVERHEAD_PARTS)},
             ],
         }
         breakdown["parts"] = [p for p in breakdown["parts"] if is_value(p["gb"]) and p["gb"] > 0]
