@@ -6,7 +6,8 @@ Every table of either file is compared as a multiset of rows (`EXCEPT ALL` both 
 what differs between any two runs by construction: the run's ids (`batch_id`, `publication_id`,
 `run_id`), content hashes (they cover those ids and times) and timestamps (`*_at`, `stale_since`,
 and `observed_at` inside `provider_prices.excluded_evidence`). Exit status 0 when every table
-matches, 1 otherwise, with the differing rows' count and a sample per table.
+matches on the columns both files carry (added or removed columns are listed), 1 otherwise, with
+the differing rows' count and a sample per table.
 """
 
 from __future__ import annotations
@@ -52,14 +53,20 @@ def compare(before: Path, after: Path) -> dict[str, tuple[int, int, list[tuple]]
     )
     report = {}
     for table in tables:
-        columns = comparable_columns(con, "before", table)
-        if columns != comparable_columns(con, "after", table):
-            report[table] = (-1, -1, [("columns differ",)])
+        before_columns = comparable_columns(con, "before", table)
+        after_columns = comparable_columns(con, "after", table)
+        if not before_columns or not after_columns:
+            report[table] = (-1, -1, [("only in " + ("after" if after_columns else "before"),)])
             continue
+        columns = [c for c in before_columns if c in after_columns]
+        added = [c for c in after_columns if c not in before_columns]
+        removed = [c for c in before_columns if c not in after_columns]
         select = ", ".join(columns)
         only_before = con.execute(f"select {select} from before.{table} except all select {select} from after.{table}").fetchall()
         only_after = con.execute(f"select {select} from after.{table} except all select {select} from before.{table}").fetchall()
-        report[table] = (len(only_before), len(only_after), (only_before + only_after)[:SAMPLE_ROWS])
+        notes = [(f"columns added: {', '.join(added)}",)] if added else []
+        notes += [(f"columns removed: {', '.join(removed)}",)] if removed else []
+        report[table] = (len(only_before), len(only_after), notes + (only_before + only_after)[:SAMPLE_ROWS])
     return report
 
 
@@ -73,11 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     differing = 0
     for table, (gone, new, sample) in report.items():
         rows = con_before.execute(f"select count(*) from {table}").fetchone()[0] if gone >= 0 else "?"
-        status = "same" if gone == new == 0 else f"DIFFERENT: {gone} row(s) only before, {new} only after"
+        if gone < 0:
+            print(f"{table}: {sample[0][0]}")
+            differing += 1
+            continue
+        status = "same rows" if gone == new == 0 else f"DIFFERENT: {gone} row(s) only before, {new} only after"
         print(f"{table}: {rows} rows, {status}")
-        for row in sample if status != "same" else []:
+        for row in sample:
             print(f"    {row}")
-        differing += status != "same"
+        differing += gone != 0 or new != 0
     return 1 if differing else 0
 
 
