@@ -26,9 +26,14 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = REPO / "pipelines" / "snapshot"
 DBT_PROJECT = REPO / "dbt_project"
-# First half: what the marts below need without sizing.model_specs; second half: everything
-# downstream of it (pipelines/defs/transform/dbt_assets.py MODEL_MARTS), provider_prices included.
-SELECTION = "+gpus +gpu_rental_prices +gpu_spec_conflicts +unmapped_provider_prices +stg_hf__model_configs"
+# First half: what the marts below need without sizing.model_specs (the seeds the second half's
+# marts read included); second half: everything downstream of it (pipelines/defs/transform/
+# dbt_assets.py MODEL_MARTS), provider_prices included. source_freshness is left out: it reads the
+# ingest assets' attempt log, which a warehouse landed by hand has not got.
+SELECTION = (
+    "+gpus +gpu_rental_prices +gpu_spec_conflicts +unmapped_provider_prices +stg_hf__model_configs"
+    " model_vendors engine_support"
+)
 MODEL_MARTS_SELECTION = "source:sizing.model_specs+"
 
 

@@ -350,7 +350,8 @@ def test_published_recommendations_compare_with_comparable_prices_only(data_dir:
 
     warehouse = WarehouseResource(database=str(data_dir / "warehouse.duckdb"))
     fit_matrix_asset(warehouse=warehouse)
-    recommendations_asset(warehouse=warehouse)
+    results = list(recommendations_asset(warehouse=warehouse))  # a multi-asset: recommendations and model_gpu_speed
+    assert [r.asset_key.to_user_string() for r in results] == ["recommendations", "model_gpu_speed"]
     recs = rows(
         data_dir / "warehouse.duckdb",
         "select model_id, cheapest_api_output_usd_per_mtok as cheapest, api_usd_per_mtok_at_mix as at_mix, "

@@ -24,7 +24,7 @@ from review_keys import ReviewerKeys, reviewer_keys, set_cli_environment
 from pipelines.batches import batch_content_hash, content_hash
 from pipelines.cli import main as fitatlas
 from pipelines.defs.publish.assets import BATCH_TAG
-from pipelines.publishing import read_publications
+from pipelines.publishing import read_publications, site_index
 from pipelines.review_ledger import get_batch, list_batches, record_check_outcome, register_batch
 from pipelines.settings import SNAPSHOT_DIR, Settings
 
@@ -32,11 +32,11 @@ pytestmark = pytest.mark.integration
 
 
 def published_state(data_dir: Path) -> dict[str, bytes]:
-    """The bytes BI can read: published.duckdb and each Parquet file behind `current`."""
+    """The bytes BI can read: published.duckdb and each file behind `current` (Parquet and site pages)."""
     current = data_dir / "published" / "current"
     state = {"published.duckdb": (data_dir / "published.duckdb").read_bytes(), "current ->": os.readlink(current).encode()}
-    for parquet in sorted(current.iterdir()):
-        state[parquet.name] = parquet.read_bytes()
+    for path in sorted(p for p in current.rglob("*") if p.is_file()):
+        state[path.relative_to(current).as_posix()] = path.read_bytes()
     return state
 
 
@@ -307,6 +307,11 @@ def test_rollback_restores_the_previous_publication(scenario_copy, instance, cap
     code, _, err = cli(capsys, "publish", batch_id)
     assert code == 0, err
     assert published_state(data_dir) != before
+    # the pages are part of the publication: the H100 page shows the approved batch's memory figure
+    h100_page = site_index(settings).parent / "gpus" / "nvidia-h100-sxm-80gb.html"
+    with duckdb.connect(str(data_dir / "published.duckdb"), read_only=True) as con:
+        approved_memory = con.execute("select memory_gb from gpus where gpu_id = 'nvidia-h100-sxm-80gb'").fetchone()[0]
+    assert approved_memory > 2000 and f"{approved_memory:,.1f} GB" in h100_page.read_text()
 
     code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "mallory", "--reason", "undo")
     assert code == 2 and "not a reviewer" in err
@@ -322,5 +327,8 @@ def test_rollback_restores_the_previous_publication(scenario_copy, instance, cap
     with duckdb.connect(str(data_dir / "published.duckdb"), read_only=True) as con:
         assert con.execute("select memory_gb from gpus where gpu_id = 'nvidia-h100-sxm-80gb'").fetchone()[0] < 2000
         assert content_hash(con) == history[0]["content_sha256"]
+    # ... and the rollback restored the pages with the tables: 85.9 GB (aiconfigurator h100_sxm.yaml, 80 GiB)
+    page = h100_page.read_text()
+    assert "85.9 GB" in page and f"{approved_memory:,.1f} GB" not in page
     code, _, err = cli(capsys, "publish", "--rollback", "--reviewer", "alice", "--reason", "again")
     assert code == 2 and "nothing to roll back" in err
