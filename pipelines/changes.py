@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from sizing.constants import CHANGE_RULES, RECOMMENDATION_KV_DTYPE, WORKLOAD, ChangeRules
+from sizing.constants import RECOMMENDATION_KV_DTYPE, WORKLOAD
 from sizing.cost import comparable_prices
 
 CHANGE_COLUMNS = ["model_id", "change_kind", "subject", "before", "after", "previous_publication_id"]
@@ -42,6 +42,21 @@ class PublishedTables:
     provider_prices: pl.DataFrame
     fits: pl.DataFrame
     recommendations: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class ChangeRules:
+    """When ``model_changes`` reports a rank-1 estimate change: ``decode_tok_s`` or
+    ``cost_per_mtok_usd`` moved by more than ``estimate_tolerance`` (1 %, relative to the previous
+    value) -- the same width ``Ranking.tie_band`` treats as a tie, far inside the estimate's own error
+    (``CALIBRATION.held_out_p90``), so last-digit noise is never reported as a change."""
+
+    estimate_tolerance: float = 0.01
+    estimate_columns: tuple[str, ...] = ("decode_tok_s", "cost_per_mtok_usd")
+
+
+CHANGE_RULES = ChangeRules()
+
 
 
 def fits_from_fit_matrix(

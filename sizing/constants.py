@@ -372,51 +372,6 @@ COST = Cost()
 
 
 @dataclass(frozen=True)
-class WorkloadProfile:
-    name: str
-    input_tokens: int
-    output_tokens: int
-
-
-@dataclass(frozen=True)
-class WorkloadProfiles:
-    """Request profiles of ``workload_costs`` (product choices, stated on every row; CONTRACT.md of
-    issue 11, the reference page's short/medium/long cost per 1,000 requests).
-
-    - short 400 in + 100 out = 500 tokens: a chat turn or a classification;
-    - medium 1,500 in + 500 out = 2,000 tokens: a retrieval-augmented answer;
-    - long 7,000 in + 1,000 out = 8,000 tokens: summarising a document.
-    Input dominates in all three (4:1, 3:1, 7:1), as in served traffic where prompts carry context.
-
-    ``monthly_requests`` 100,000 (~3,300 a day, a small production application) is the stated volume
-    ``usd_per_month`` is computed at; ``per_requests`` 1,000 is the unit of ``usd_per_1k_requests``."""
-
-    profiles: tuple[WorkloadProfile, ...] = (
-        WorkloadProfile("short", 400, 100),
-        WorkloadProfile("medium", 1_500, 500),
-        WorkloadProfile("long", 7_000, 1_000),
-    )
-    monthly_requests: int = 100_000
-    per_requests: int = 1_000
-
-
-WORKLOAD_PROFILES = WorkloadProfiles()
-
-
-@dataclass(frozen=True)
-class ChangeRules:
-    """When ``model_changes`` reports a rank-1 estimate change: ``decode_tok_s`` or
-    ``cost_per_mtok_usd`` moved by more than ``estimate_tolerance`` (1 %, relative to the previous
-    value) -- the same width ``Ranking.tie_band`` treats as a tie, far inside the estimate's own error
-    (``CALIBRATION.held_out_p90``), so last-digit noise is never reported as a change."""
-
-    estimate_tolerance: float = 0.01
-    estimate_columns: tuple[str, ...] = ("decode_tok_s", "cost_per_mtok_usd")
-
-
-CHANGE_RULES = ChangeRules()
-
-@dataclass(frozen=True)
 class Topology:
     """Topology assumed for GPU frames that carry none (library callers; the published ``gpus`` mart
     always carries its own per GPU, from ``dbt_project/seeds/gpu_topology.csv``): an 8-GPU HGX-style

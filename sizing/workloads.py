@@ -3,7 +3,7 @@ self-hosted configuration (``workload_costs``). Pure Polars over the recommendat
 prices; one row per model x profile x option, and no row where no price or recommendation gives it
 (never $0.00).
 
-Profiles (``sizing.constants.WORKLOAD_PROFILES``): short 400 + 100, medium 1,500 + 500, long 7,000 +
+Profiles (``WORKLOAD_PROFILES`` below): short 400 + 100, medium 1,500 + 500, long 7,000 +
 1,000 input + output tokens. ``N`` = ``monthly_requests`` (100,000), ``u`` = the recommendation's
 utilisation (duty cycle, ``COST.default_utilisation``).
 
@@ -31,10 +31,45 @@ utilisation (duty cycle, ``COST.default_utilisation``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
-from sizing.constants import COST, WORKLOAD_PROFILES, WorkloadProfile
+from sizing.constants import COST
 from sizing.cost import comparable_prices
+
+
+@dataclass(frozen=True)
+class WorkloadProfile:
+    name: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class WorkloadProfiles:
+    """Request profiles of ``workload_costs`` (product choices, stated on every row; CONTRACT.md of
+    issue 11, the reference page's short/medium/long cost per 1,000 requests).
+
+    - short 400 in + 100 out = 500 tokens: a chat turn or a classification;
+    - medium 1,500 in + 500 out = 2,000 tokens: a retrieval-augmented answer;
+    - long 7,000 in + 1,000 out = 8,000 tokens: summarising a document.
+    Input dominates in all three (4:1, 3:1, 7:1), as in served traffic where prompts carry context.
+
+    ``monthly_requests`` 100,000 (~3,300 a day, a small production application) is the stated volume
+    ``usd_per_month`` is computed at; ``per_requests`` 1,000 is the unit of ``usd_per_1k_requests``."""
+
+    profiles: tuple[WorkloadProfile, ...] = (
+        WorkloadProfile("short", 400, 100),
+        WorkloadProfile("medium", 1_500, 500),
+        WorkloadProfile("long", 7_000, 1_000),
+    )
+    monthly_requests: int = 100_000
+    per_requests: int = 1_000
+
+
+WORKLOAD_PROFILES = WorkloadProfiles()
+
 
 WORKLOAD_COST_COLUMNS = [
     "model_id",

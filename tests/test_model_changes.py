@@ -1,6 +1,6 @@
 """model_changes (pipelines.changes): the diff between the current publication and this run's tables.
 Rules: the module doc of pipelines.changes; the 1 % estimate tolerance is
-sizing.constants.CHANGE_RULES.estimate_tolerance."""
+pipelines.changes.CHANGE_RULES.estimate_tolerance."""
 
 from __future__ import annotations
 

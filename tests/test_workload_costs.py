@@ -1,14 +1,13 @@
 """workload_costs (sizing.workloads): cost per 1,000 requests and per month, cheapest API vs the rank-1
 self-hosted configuration. Expected values are computed by hand from the rules in the module doc of
-sizing.workloads and the profiles of sizing.constants.WORKLOAD_PROFILES."""
+sizing.workloads and its profiles (sizing.workloads.WORKLOAD_PROFILES)."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from sizing.constants import WORKLOAD_PROFILES, WorkloadProfile
-from sizing.workloads import WORKLOAD_COST_COLUMNS, workload_costs
+from sizing.workloads import WORKLOAD_COST_COLUMNS, WORKLOAD_PROFILES, WorkloadProfile, workload_costs
 
 PRICES = pl.DataFrame(
     {
