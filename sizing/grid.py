@@ -557,7 +557,7 @@ def rank_and_speeds(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(recommendations, model_gpu_speed)`` from one evaluation of the grid: the evaluated frame is
     collected once and both are derived from it (``recommendations`` equals ``recommendations(...)``
-    row for row; the speed table is described in ``_speeds``)."""
+    row for row; the speed table is described in ``sizing.speed_table.speed_table``)."""
     # only the columns the two read are materialised (the rest is pruned from the plan)
     needed = list(dict.fromkeys([*RECOMMENDATION_COLUMNS, *SPEED_COLUMNS, "decode_tok_s_max"]))
     evaluated = (
