@@ -12,6 +12,7 @@ SPEED_COLUMNS = [
     "model_id",
     "gpu_id",
     "precision",
+    "gpu_generation",
     "gpu_count",
     "tensor_parallel",
     "pipeline_parallel",

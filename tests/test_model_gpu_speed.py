@@ -84,3 +84,11 @@ def test_rank1_configuration_carries_the_recommendation_numbers(grid):
     assert top.height > 0
     for column in ("itl_ms", "ttft_ms", "cost_per_mtok_usd", "decode_tok_s_batch1"):
         assert top.filter(pl.col(column).ne_missing(pl.col(f"{column}_speed"))).height == 0, column
+
+
+def test_each_row_names_its_gpus_generation_by_the_speed_classes_rule(grid):
+    """sizing.speed.GPU_GENERATIONS over gpu_id + name: H100 -> hopper, B200 -> blackwell, L40S ->
+    ada; a GPU no pattern matches is 'other' (the site then groups it by vendor and segment)."""
+    *_, speeds = grid
+    generations = dict(speeds.select("gpu_id", "gpu_generation").unique().iter_rows())
+    assert generations == {"h100-sxm": "hopper", "b200": "blackwell", "l40s": "ada", "consumer-24g": "other"}

@@ -79,6 +79,8 @@ class Publication:
     contexts: list[int] = field(default_factory=list)
     #: gpu_id -> models that fit on up to 16 of it at some precision and context
     models_by_gpu: dict[str, set[str]] = field(default_factory=dict)
+    #: gpu_id -> its generation as the speed classes name it (model_gpu_speed.gpu_generation)
+    generations: dict[str, str] = field(default_factory=dict)
     #: model_id -> the fit_matrix row of its rank-1 recommendation (memory per GPU)
     top_fit: dict[str, dict] = field(default_factory=dict)
     workload: dict[str, list[dict]] = field(default_factory=dict)
@@ -118,6 +120,11 @@ def load(published_db: Path) -> Publication:
         return _load(con)
     finally:
         con.close()
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "select 1 from information_schema.columns where table_name = ? and column_name = ?", [table, column]).fetchone())
 
 
 def _published_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -161,6 +168,9 @@ def _load(con: duckdb.DuckDBPyConnection) -> Publication:
         rows = _rows(con, sql)
         pub.speed = _group(rows)
         pub.speed_by_gpu = _group(rows, "gpu_id")
+        if _has_column(con, "model_gpu_speed", "gpu_generation"):  # publications before it carry none
+            pub.generations = dict(con.execute(
+                "select distinct gpu_id, gpu_generation from model_gpu_speed where gpu_generation is not null").fetchall())
     if sql := _select("model_metadata", tables):
         pub.metadata = {r["model_id"]: r for r in _rows(con, sql)}
     if sql := _select("workload_costs", tables):

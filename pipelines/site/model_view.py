@@ -46,12 +46,24 @@ def gpu_label(pub: Publication, gpu_id: str) -> str:
     return gpu["name"] if gpu else gpu_id
 
 
+#: how a generation key of sizing.speed.GPU_GENERATIONS reads, newest first within a vendor
+GENERATION_NAMES = {
+    "blackwell": "NVIDIA Blackwell (datacenter)", "blackwell_client": "NVIDIA Blackwell (RTX, workstation)",
+    "hopper": "NVIDIA Hopper", "ada": "NVIDIA Ada Lovelace", "ampere": "NVIDIA Ampere", "turing": "NVIDIA Turing",
+    "cdna4": "AMD CDNA 4", "cdna3": "AMD CDNA 3", "cdna2": "AMD CDNA 2", "gaudi": "Intel Gaudi",
+}
+
+
 def gpu_groups(pub: Publication) -> list[tuple[str, list[dict]]]:
-    """GPUs grouped by vendor and segment (the published ``gpus`` table has no generation column)."""
+    """GPUs grouped by generation (model_gpu_speed.gpu_generation, the speed classes' rule), in the
+    order above; a GPU the publication gives no generation for falls back to its vendor and segment."""
     groups: dict[str, list[dict]] = {}
     for gpu in pub.gpus.values():
-        groups.setdefault(f"{gpu['vendor']} {gpu['segment']}", []).append(gpu)
-    return list(groups.items())
+        generation = pub.generations.get(gpu["gpu_id"])  # 'other' has no entry in GENERATION_NAMES
+        name = GENERATION_NAMES.get(generation) if generation else None
+        groups.setdefault(name or f"{gpu['vendor']} {gpu['segment']} (no published generation)", []).append(gpu)
+    order = {name: i for i, name in enumerate(GENERATION_NAMES.values())}
+    return sorted(groups.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
 
 
 def _best_per_gpu(rows: list[dict]) -> list[dict]:
