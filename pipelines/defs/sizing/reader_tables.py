@@ -3,6 +3,7 @@
 import dagster as dg
 import duckdb
 
+from pipelines.batches import AUDITED_SOURCES
 from pipelines.changes import PublishedTables, fits_from_fit_matrix
 from pipelines.changes import model_changes as build_model_changes
 from pipelines.defs.sizing.assets import SIZING_GROUP
@@ -11,12 +12,18 @@ from pipelines.settings import Settings
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
 from sizing.workloads import workload_costs as build_workload_costs
 
-# The published side of each input, as AUDITED_SOURCES (pipelines/batches.py) freezes it.
+
+def _as_frozen(table: str) -> str:
+    """The warehouse query `freeze_batch` publishes `table` from (AUDITED_SOURCES), run in the warehouse."""
+    return AUDITED_SOURCES[table].replace("warehouse.", "")
+
+
+# This run's side of each input, exactly as the batch will publish it.
 _CURRENT = {
-    "models": "select model_id from marts.models",
-    "provider_prices": "select * from marts.provider_prices where model_id in (select model_id from marts.models)",
-    "fits": "select model_id, gpu_id, precision, gpu_count from sizing.model_gpu_speed",
-    "recommendations": "select * from sizing.recommendations",
+    "models": f"select model_id from ({_as_frozen('models')})",
+    "provider_prices": _as_frozen("provider_prices"),
+    "fits": f"select model_id, gpu_id, precision, gpu_count from ({_as_frozen('model_gpu_speed')})",
+    "recommendations": _as_frozen("recommendations"),
 }
 
 
