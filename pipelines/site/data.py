@@ -122,21 +122,17 @@ def load(published_db: Path) -> Publication:
         con.close()
 
 
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return bool(con.execute(
-        "select 1 from information_schema.columns where table_name = ? and column_name = ?", [table, column]).fetchone())
-
-
-def _published_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Tables of the file that carry the columns the site reads (KEY_COLUMNS)."""
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     columns: dict[str, set[str]] = defaultdict(set)
     for table, column in con.execute("select table_name, column_name from information_schema.columns").fetchall():
         columns[table].add(column)
-    return {table for table, have in columns.items() if set(KEY_COLUMNS.get(table, ())) <= have}
+    return columns
 
 
 def _load(con: duckdb.DuckDBPyConnection) -> Publication:
-    tables = _published_tables(con)
+    columns = _columns(con)
+    # tables that carry the columns the site reads (KEY_COLUMNS); the others count as absent
+    tables = {table for table, have in columns.items() if set(KEY_COLUMNS.get(table, ())) <= have}
     missing = {"models", "gpus"} - tables
     if missing:
         raise UnreadablePublication(
@@ -168,7 +164,7 @@ def _load(con: duckdb.DuckDBPyConnection) -> Publication:
         rows = _rows(con, sql)
         pub.speed = _group(rows)
         pub.speed_by_gpu = _group(rows, "gpu_id")
-        if _has_column(con, "model_gpu_speed", "gpu_generation"):  # publications before it carry none
+        if "gpu_generation" in columns["model_gpu_speed"]:  # publications before it carry none
             pub.generations = dict(con.execute(
                 "select distinct gpu_id, gpu_generation from model_gpu_speed where gpu_generation is not null").fetchall())
     if sql := _select("model_metadata", tables):
