@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -72,12 +73,28 @@ class WarehouseResource(DuckDBResource):
     """dagster-duckdb's resource, with two changes our single-writer warehouse needs: the
     connection is closed when the block raises (DuckDBResource 0.29 closes it only on success, so a
     failed step would keep the file's write lock until garbage collection), and the file's directory
-    is created on first use."""
+    is created on first use. Like DuckDBResource, opening retries while another process holds the
+    file: the steps of one daemon-launched run (e.g. two checks of one raw table) run in parallel
+    processes, and DuckDB lets one process at a time open the file."""
+
+    #: waits between attempts to open a file another process holds: 0.1 s doubling, about 100 s in all
+    open_retries: int = 10
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        attempt = 0
+        while True:
+            try:
+                return duckdb.connect(self.database, read_only=read_only, config=self.connection_config)
+            except duckdb.IOException:
+                if attempt >= self.open_retries:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+                attempt += 1
 
     @contextlib.contextmanager
     def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:  # type: ignore[override]
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.database, read_only=read_only, config=self.connection_config)
+        con = self._open(read_only)
         try:
             yield con
         finally:

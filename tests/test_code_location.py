@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -119,3 +120,38 @@ def test_the_hub_token_is_an_env_var_reference_not_a_value(monkeypatch: pytest.M
     assert isinstance(resource.hf_token, dg.EnvVar) and resource.hf_token == "HF_TOKEN"
     live = resource.process_config_and_initialize().live_config()
     assert live.hf_token is not None and live.hf_token.reveal() == "hf_secretVALUE"
+
+
+HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+sys.stdin.readline()  # hold the file until the test says so
+con.close()
+"""
+
+
+def test_the_warehouse_waits_for_another_process_holding_the_file(tmp_path: Path):
+    """Two steps of one daemon-launched run open the warehouse from parallel processes; DuckDB lets one
+    process at a time have the file, so the second waits for it (as dagster-duckdb's resource does)."""
+    database = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(database)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        import duckdb
+
+        with pytest.raises(duckdb.IOException):  # no retries: the holder's lock is refused at once
+            with WarehouseResource(database=str(database), open_retries=0).get_connection():
+                pass
+        def release() -> None:
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+
+        # opened while the file is still held: only the retries let it in, once the holder lets go
+        threading.Timer(0.5, release).start()
+        with WarehouseResource(database=str(database)).get_connection() as con:
+            assert con.execute("select 42").fetchone() == (42,)
+    finally:
+        holder.kill()
+        holder.wait()
