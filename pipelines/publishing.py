@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -38,6 +39,9 @@ from pipelines.review_ledger import (
     release_claim,
 )
 from pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.site import SiteReport
 from pipelines.warehouse import sql_string
 
 PUBLISHED_TABLES: tuple[str, ...] = (*AUDITED_TABLES, "publications")
@@ -66,6 +70,7 @@ class Publication:
     path: Path
     row_counts: dict[str, int]
     content_sha256: str
+    site: SiteReport | None = None  # None when the version directory (and its site) existed already
 
 
 class PublicationRefused(RuntimeError):
@@ -257,15 +262,18 @@ def _build_and_swap(
     final = archive / f"{publication_id}.duckdb"
     os.replace(building, final)
     step("archived")
-    make_current(settings, final, step)
+    site = make_current(settings, final, step)
     _prune_archive(archive)
-    return Publication(publication_id, batch_id, final, row_counts, content_sha256)
+    return Publication(publication_id, batch_id, final, row_counts, content_sha256, site)
 
 
-def make_current(settings: Settings, publication_file: Path, step: Callable[[str], None] | None = None) -> None:
-    """Swap a whole publication in: Parquet first (versioned dir + symlink), then the DuckDB file."""
+def make_current(
+    settings: Settings, publication_file: Path, step: Callable[[str], None] | None = None
+) -> SiteReport | None:
+    """Swap a whole publication in: Parquet first (versioned dir + symlink), then the DuckDB file.
+    Returns the report of the site built for it (None when its version directory existed)."""
     step = step or _no_step
-    _export_parquet(settings, publication_file, step)
+    site = _export_parquet(settings, publication_file, step)
     step("parquet current")
     staged = settings.published_path.with_name(f".{settings.published_path.name}.staged")
     shutil.copyfile(publication_file, staged)
@@ -275,6 +283,7 @@ def make_current(settings: Settings, publication_file: Path, step: Callable[[str
     os.replace(staged, settings.published_path)
     _fsync_dir(settings.published_path.parent)
     step("swapped")
+    return site
 
 
 def rollback(
@@ -385,10 +394,11 @@ def _restore_history(con: duckdb.DuckDBPyConnection, history: list[dict]) -> Non
         )
 
 
-def _export_parquet(settings: Settings, publication_file: Path, step: Callable[[str], None]) -> None:
+def _export_parquet(settings: Settings, publication_file: Path, step: Callable[[str], None]) -> SiteReport | None:
     root = settings.published_parquet_dir
     root.mkdir(parents=True, exist_ok=True)
     version_dir = root / publication_file.stem
+    site = None
     if not version_dir.exists():
         building = root / f".{publication_file.stem}.building"
         shutil.rmtree(building, ignore_errors=True)
@@ -404,11 +414,12 @@ def _export_parquet(settings: Settings, publication_file: Path, step: Callable[[
         # directory, so `current` switches tables and pages together and a rollback restores both.
         from pipelines.site import build_site
 
-        build_site(publication_file, building / SITE_DIR)
+        site = build_site(publication_file, building / SITE_DIR, chart_cache=settings.chart_cache_dir)
         step("site")
         os.replace(building, version_dir)
         step("parquet version")
     _point_parquet_current(settings, version_dir.name)
+    return site
 
 
 def site_index(settings: Settings) -> Path:

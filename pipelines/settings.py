@@ -87,6 +87,11 @@ class Settings:
     def published_parquet_dir(self) -> Path:
         return self.data_dir / "published"
 
+    @property
+    def chart_cache_dir(self) -> Path:
+        """The site's rendered charts, kept so the next publication redraws only those that changed."""
+        return self.data_dir / "cache" / "charts"
+
 
 @dataclass(frozen=True)
 class Cadence:

@@ -121,6 +121,17 @@ def test_publication_is_recorded_as_auto_approved(published):
     assert rows[0][4] > 0
 
 
+def test_site_charts_are_drawn_while_the_checks_run(published):
+    """audited_batch hands the batch's charts to a background worker; the publication's site build
+    (same process: the in-process executor) waits for it and draws none itself."""
+    _, instance, _ = published
+    metadata = {k: v.value for k, v in instance.get_latest_materialization_event(dg.AssetKey("site"))
+                .asset_materialization.metadata.items()}
+    assert metadata["charts_reused"] >= 2 * metadata["model_pages"]  # throughput + VRAM for (almost) every model
+    assert metadata["charts_drawn"] == 0
+    assert metadata["build_seconds"] > 0
+
+
 def test_failing_blocking_check_leaves_previous_publication_untouched(published, tmp_path):
     data_dir, instance, _ = published
     db = data_dir / "published.duckdb"

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.site import build_site, model_page_name
+from pipelines.site import build_site, model_page_name, prerender_charts, svg
 from pipelines.site import format as fmt
 from pipelines.site.build import FORBIDDEN, SiteError, check_page
 
@@ -268,6 +268,18 @@ def test_check_page_refuses_placeholders_and_external_loads():
     check_page("p", '<a href="https://huggingface.co/x" rel="noopener">repo</a> isNaN Infinity Fabric information')
 
 
+@pytest.mark.parametrize("text", ["NaN", "nan", "<p>inf", "None</p>", "x undefined", "$0.00", "costs $-1", "M NaN,NaN",
+                                  "isNaN", "Infinity", "information", "Nonetheless", "nullable", "$0.005", "$0.001", "Fabric"])
+def test_check_page_refuses_exactly_what_forbidden_matches(text):
+    """The fast scan (literal candidates, then FORBIDDEN around each) agrees with FORBIDDEN on the
+    whole text, at the page's start and end too."""
+    if FORBIDDEN.search(text):
+        with pytest.raises(SiteError):
+            check_page("p", text)
+    else:
+        check_page("p", text)
+
+
 @pytest.mark.parametrize("value", [None, math.nan, math.inf, -math.inf, 0, 0.0, -1.0, "12", True])
 def test_money_and_sizes_refuse_non_values(value):
     for formatter in (fmt.usd, fmt.usd_per_mtok, fmt.usd_per_month, fmt.gb, fmt.tok_s, fmt.ms, fmt.bytes_):
@@ -290,3 +302,58 @@ def test_formatters_units():
         fmt.check_output(1.5)  # a raw float in a template: it must go through a formatter with its unit
     with pytest.raises(fmt.NotAValue):
         fmt.text("None")
+
+
+def _pages(site_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(site_dir)): _text(p) for p in sorted(site_dir.rglob("*.html"))}
+
+
+def test_a_second_build_reuses_every_chart_and_writes_the_same_pages(published, tmp_path):
+    cache = tmp_path / "charts"
+    first = build_site(published, tmp_path / "a", chart_cache=cache)
+    stale = cache / ("0" * 64 + ".svg")
+    stale.write_text("<svg/>")
+    second = build_site(published, tmp_path / "b", chart_cache=cache)
+    assert first.charts_drawn >= 2 and first.charts_reused == 0  # the 405B: throughput (3 GPUs) and VRAM
+    assert (second.charts_drawn, second.charts_reused) == (0, first.charts_drawn)
+    assert _pages(tmp_path / "a") == _pages(tmp_path / "b")
+    assert not stale.exists()  # a chart no page uses is pruned
+    assert len(list(cache.glob("*.svg"))) == first.charts_drawn
+
+
+def test_charts_drawn_ahead_are_the_ones_the_build_needs(published, tmp_path):
+    cache = tmp_path / "charts"
+    handed = prerender_charts(published, cache)
+    report = build_site(published, tmp_path / "site", chart_cache=cache)  # waits for the worker
+    assert handed >= 2
+    assert (report.charts_drawn, report.charts_reused) == (0, handed)
+    assert prerender_charts(published, cache) == 0  # all cached: no worker started
+
+
+def test_a_changed_chart_is_redrawn_and_the_rest_reused(tmp_path):
+    def bars(values):
+        return {"data": {"values": [{"x": v, "y": str(i)} for i, v in enumerate(values)]}, "mark": "bar",
+                "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "nominal"}}}
+
+    cache = tmp_path / "charts"
+    first = svg.render_all([(bars([1, 2]), "a"), (bars([3, 4]), "b")], cache_dir=cache)
+    again = svg.Rendering([(bars([1, 2]), "a"), (bars([3, 5]), "b")], cache_dir=cache)
+    result = again.result()
+    assert again.reused == 1
+    assert result[0] == first[0] and result[1] != first[1]
+    assert 'aria-label="b"' in result[1]
+    assert len(list(cache.glob("*.svg"))) == 2  # the old "b" is pruned
+
+
+@pytest.mark.parametrize(("low", "high", "ticks"), [
+    (485.45, 35040.0, [200, 500, 1000, 2000, 5000, 10000, 20000, 50000]),  # 1-2-5 over under three decades
+    (100.0, 1e8, [100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]),  # powers of ten only past three decades
+    (1000.0, 1000.0, [1000, 2000]),  # one value still gets an axis with two labelled ends
+    (2577.0, 2777.0, [2000, 5000]),
+])
+def test_log_axis_ticks_end_at_or_beyond_the_data(low, high, ticks):
+    from pipelines.site.charts import log_ticks
+
+    got = log_ticks(low, high)
+    assert got == pytest.approx(ticks)
+    assert got[0] <= low and got[-1] >= high

@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.site.build import SiteReport, build_site
+    from pipelines.site.build import SiteReport, build_site, prerender_charts
     from pipelines.site.model_view import model_page_name
 
-__all__ = ["SiteReport", "build_site", "model_page_name"]
+__all__ = ["SiteReport", "build_site", "model_page_name", "prerender_charts"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("SiteReport", "build_site"):
+    if name in ("SiteReport", "build_site", "prerender_charts"):
         from pipelines.site import build
 
         return getattr(build, name)

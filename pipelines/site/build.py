@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.site import data, svg
+from pipelines.site.charts import Chart
 from pipelines.site.model_view import model_context, model_page_name
 from pipelines.site.pages import environment, render_gpu, render_index, render_model
 
 #: what a page may never show (word-bounded, so isNaN in a script or "information" is fine)
 FORBIDDEN = re.compile(r"\b(?:NaN|nan|inf|None|null|undefined)\b|\$0\.00(?!\d)|\$-")
+#: the words of FORBIDDEN without their bounds: a literal alternation scans a page ~5x faster, and
+#: FORBIDDEN then only looks at each hit with one character either side ("information" is no hit)
+_FORBIDDEN_CANDIDATE = re.compile(r"NaN|nan|inf|None|null|undefined|\$0\.00|\$-")
 #: external resource loads (a plain citation link <a href="https://..."> is not one)
 EXTERNAL_LOAD = re.compile(
     r"""<(?:script|img|iframe|source|video|audio|embed)\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
@@ -38,14 +42,22 @@ class SiteReport:
     model_pages: int
     gpu_pages: int
     seconds: float
+    charts_drawn: int = 0
+    charts_reused: int = 0
 
 
 def check_page(name: str, page: str) -> None:
     """Refuse a page that shows a placeholder or loads an external resource."""
-    for pattern, what in ((FORBIDDEN, "a placeholder value"), (EXTERNAL_LOAD, "an external resource load")):
-        if match := pattern.search(page):
-            start = max(match.start() - 80, 0)
-            raise SiteError(f"{name} would contain {what} {match.group(0)!r}: ...{page[start:match.end() + 80]}...")
+    for candidate in _FORBIDDEN_CANDIDATE.finditer(page):
+        start = max(candidate.start() - 1, 0)
+        if match := FORBIDDEN.search(page[start : candidate.end() + 1]):
+            _refuse(name, page, "a placeholder value", match.group(0), start + match.start(), start + match.end())
+    if match := EXTERNAL_LOAD.search(page):
+        _refuse(name, page, "an external resource load", match.group(0), match.start(), match.end())
+
+
+def _refuse(name: str, page: str, what: str, found: str, start: int, end: int) -> None:
+    raise SiteError(f"{name} would contain {what} {found!r}: ...{page[max(start - 80, 0):end + 80]}...")
 
 
 def _write(path: Path, page: str) -> None:
@@ -63,9 +75,23 @@ def _unreadable(out_dir: Path, reason: str, started: float) -> SiteReport:
     return SiteReport(index=index, model_pages=0, gpu_pages=0, seconds=time.perf_counter() - started)
 
 
-def build_site(published_db: Path, out_dir: Path, *, charts: bool = True) -> SiteReport:
+def _chart_jobs(contexts: dict[str, dict]) -> list[tuple[str, str, Chart]]:
+    return [(model_id, key, chart) for model_id, c in contexts.items() for key, chart in c["chart_specs"].items()]
+
+
+def prerender_charts(batch_db: Path, chart_cache: Path) -> int:
+    """Start drawing, in the background, the charts the site of ``batch_db`` (a frozen batch: the
+    tables a publication copies) will show, into ``chart_cache`` (``svg.warm``). Reads the file here
+    and now, before the batch's checks open it for writing. Returns how many charts were handed on."""
+    pub = data.load(Path(batch_db))
+    contexts = {model_id: model_context(pub, model_id) for model_id in pub.models}
+    return svg.warm([(chart.spec, chart.label) for _m, _k, chart in _chart_jobs(contexts)], chart_cache)
+
+
+def build_site(published_db: Path, out_dir: Path, *, charts: bool = True, chart_cache: Path | None = None) -> SiteReport:
     """Render the site of ``published_db`` into ``out_dir``; pages of models or GPUs no longer
-    published are removed. ``charts=False`` leaves the charts out (their tables stay)."""
+    published are removed. ``charts=False`` leaves the charts out (their tables stay);
+    ``chart_cache`` keeps rendered charts for the next build (``svg.Rendering``)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     try:
@@ -77,9 +103,9 @@ def build_site(published_db: Path, out_dir: Path, *, charts: bool = True) -> Sit
     env = environment()
 
     contexts = {model_id: model_context(pub, model_id, draw_charts=charts) for model_id in pub.models}
-    jobs = [(model_id, key, chart) for model_id, c in contexts.items() for key, chart in c["chart_specs"].items()]
+    jobs = _chart_jobs(contexts)
     # the chart workers run while this process writes the GPU pages and the index
-    rendering = svg.Rendering([(chart.spec, chart.label) for _m, _k, chart in jobs])
+    rendering = svg.Rendering([(chart.spec, chart.label) for _m, _k, chart in jobs], cache_dir=chart_cache)
 
     written: set[Path] = set()
     for gpu_id in pub.gpus:
@@ -99,4 +125,5 @@ def build_site(published_db: Path, out_dir: Path, *, charts: bool = True) -> Sit
         if stale not in written:
             stale.unlink()
     return SiteReport(index=index, model_pages=len(pub.models), gpu_pages=len(pub.gpus),
-                      seconds=time.perf_counter() - started)
+                      seconds=time.perf_counter() - started,
+                      charts_drawn=len(jobs) - rendering.reused, charts_reused=rendering.reused)

@@ -12,13 +12,16 @@ name them).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from functools import cache
 
 import altair as alt
 
 WIDTH = 560
-VRAM_COLORS = ["#1f5f99", "#2a9d8f", "#e9a23b", "#9aa5b1"]
+#: one colour per part of model_view's VRAM breakdown (weights, KV cache, activations, CUDA context +
+#: NCCL, CUDA graphs, outside the budget); Vega repeats a range that is too short
+VRAM_COLORS = ["#1f5f99", "#2a9d8f", "#e9a23b", "#8e6bb8", "#c2577a", "#9aa5b1"]
 FRONTIER_DOMAIN = ["on the frontier", "dominated"]
 
 
@@ -59,9 +62,8 @@ def _template(kind: str) -> dict:
     elif kind == "frontier":
         base = alt.Chart(_empty())
         points = base.mark_circle(size=45, opacity=0.75).encode(
-            x=alt.X("usd_month:Q", title="$ per month", scale=alt.Scale(type="log"),
-                    axis=alt.Axis(tickCount=4, format="$~s")),
-            y=alt.Y("tok_s:Q", title="max tok/s", scale=alt.Scale(type="log"), axis=alt.Axis(tickCount=4, format="~s")),
+            x=alt.X("usd_month:Q", title="$ per month", scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="$~s")),
+            y=alt.Y("tok_s:Q", title="max tok/s", scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
             color=alt.Color("frontier:N", title=None, scale=alt.Scale(domain=FRONTIER_DOMAIN, range=["#b5485d", "#9aa5b1"]),
                             legend=alt.Legend(labelLimit=0, orient="bottom")),
         )
@@ -89,16 +91,37 @@ def throughput_by_gpu(rows: list[dict], label: str) -> Chart:
 
 
 def vram_breakdown(rows: list[dict], label: str) -> Chart:
-    """One stacked bar: GB per GPU by part (weights, KV pool, overhead total, outside the engine's
-    budget). ``rows``: part, gb, order."""
-    return _with_values("vram", rows, label)
+    """One stacked bar: GB per GPU by part (weights, KV pool, overheads, outside the engine's
+    budget). ``rows``: part, gb, order; the legend shows ``legend`` where a row has one (the table
+    beside the chart names each part in full)."""
+    return _with_values("vram", [{"part": r.get("legend", r["part"]), "gb": r["gb"], "order": r["order"]} for r in rows], label)
 
 
 def cost_frontier(rows: list[dict], label: str) -> Chart:
     """Every priced configuration, $/month against max decode tok/s (log scales), the frontier
     (no other configuration both cheaper and faster) joined by a line. ``rows``: usd_month, tok_s,
-    frontier ('on the frontier' | 'dominated')."""
-    return _with_values("frontier", rows, label)
+    frontier ('on the frontier' | 'dominated'). The axes end on ticks of ``log_ticks``: a log axis
+    left to Vega draws and measures a label for every candidate tick before dropping overlaps."""
+    chart = _with_values("frontier", rows, label)
+    encoding = chart.spec["layer"][0]["encoding"]
+    for channel, field in (("x", "usd_month"), ("y", "tok_s")):
+        values = [r[field] for r in rows]
+        ticks = log_ticks(min(values), max(values))
+        encoding[channel]["axis"]["values"] = ticks
+        encoding[channel]["scale"]["domain"] = [ticks[0], ticks[-1]]
+    return chart
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Ticks of a log axis over [low, high] (both > 0): 1, 2 and 5 times each power of ten (only the
+    powers of ten past three decades), from the last tick at or below ``low`` to the first at or
+    above ``high``, so the axis is labelled at both ends (two ticks at least)."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    multiples = (1,) if last - first > 3 else (1, 2, 5)
+    candidates = [m * 10.0**k for k in range(first - 1, last + 2) for m in multiples]
+    start = max(i for i, t in enumerate(candidates) if t <= low * (1 + 1e-9))
+    end = min(i for i, t in enumerate(candidates) if t >= high * (1 - 1e-9))
+    return candidates[start : max(end, start + 1) + 1]
 
 
 def frontier(rows: list[dict]) -> list[dict]:

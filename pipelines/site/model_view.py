@@ -8,11 +8,11 @@ from pipelines.site import charts
 from pipelines.site.data import FIT_CLASSES, PRECISIONS, Publication
 from pipelines.site.format import is_value
 
-#: fit_matrix's overhead split (sizing.memory): column -> what a reader sees
+#: fit_matrix's overhead split (sizing.memory): column -> (what the table says, the chart's legend)
 OVERHEAD_PARTS = {
-    "activation_gb": "activation peak",
-    "non_torch_gb": "CUDA context and NCCL communication buffers",
-    "cuda_graph_gb": "CUDA graphs",
+    "activation_gb": ("activation peak", "activations"),
+    "non_torch_gb": ("CUDA context and NCCL communication buffers", "CUDA context + NCCL"),
+    "cuda_graph_gb": ("CUDA graphs", "CUDA graphs"),
 }
 CHART_GPUS = 12  # bars in the throughput chart (the table lists every GPU)
 
@@ -106,9 +106,11 @@ def _memory(pub: Publication, model: dict, top_fit: dict | None) -> dict:
         outside = (gpu.get("memory_gb") or 0) - (top_fit.get("usable_gb") or 0)
         split = all(is_value(top_fit.get(c)) for c in OVERHEAD_PARTS)
         overhead = (
-            [{"part": label, "gb": top_fit[column], "order": 2 + i} for i, (column, label) in enumerate(OVERHEAD_PARTS.items())]
+            [{"part": label, "legend": legend, "gb": top_fit[column], "order": 2 + i}
+             for i, (column, (label, legend)) in enumerate(OVERHEAD_PARTS.items())]
             if split  # publications before the split carry only the total
-            else [{"part": "overhead (activations + CUDA graphs + comm. buffers, total)", "gb": top_fit["overhead_gb"], "order": 2}]
+            else [{"part": "overhead (activations + CUDA graphs + comm. buffers, total)", "legend": "overhead (total)",
+               "gb": top_fit["overhead_gb"], "order": 2}]
         )
         breakdown = {
             "fit": top_fit,
@@ -116,9 +118,10 @@ def _memory(pub: Publication, model: dict, top_fit: dict | None) -> dict:
             "split": split,
             "parts": [
                 {"part": "weights", "gb": top_fit["weights_gb_per_gpu"], "order": 0},
-                {"part": "KV-cache pool", "gb": top_fit["kv_pool_gb"], "order": 1},
+                {"part": "KV-cache pool", "legend": "KV cache", "gb": top_fit["kv_pool_gb"], "order": 1},
                 *overhead,
-                {"part": "outside the engine's memory budget", "gb": outside, "order": 2 + len(OVERHEAD_PARTS)},
+                {"part": "outside the engine's memory budget", "legend": "outside the budget", "gb": outside,
+                 "order": 2 + len(OVERHEAD_PARTS)},
             ],
         }
         breakdown["parts"] = [p for p in breakdown["parts"] if is_value(p["gb"]) and p["gb"] > 0]

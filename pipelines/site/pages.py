@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 from pipelines.site import format as fmt
 from pipelines.site.data import Publication
@@ -19,6 +20,19 @@ def _show(value: object, kind: str, missing: str) -> str:
     return fmt.or_missing(fmt.FILTERS[kind], value, missing)
 
 
+def fit_cell(cell: dict | None) -> Markup:
+    """One cell of the compatibility matrix: fewest GPUs and fit class, or "no fit". A function, not
+    a macro: a model page has thousands of these cells, and a Jinja macro call costs ~10x more."""
+    if not cell:
+        return Markup('<span class="fit-none">no fit</span>')
+    fit_class = escape(cell["fit_class"])
+    html = (f'<span class="fit-{fit_class}">{fmt.integer(cell["gpu_count"])}&times; &middot; '
+            f'{escape(cell["fit_class"].replace("_", " "))}</span>')
+    if cell.get("kv_dtype") == "fp8":
+        html += ' <span class="badge" title="fits at this count only with an FP8 KV cache">FP8 KV</span>'
+    return Markup(html)
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -29,7 +43,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(fmt.FILTERS)
-    env.globals.update(show=_show, page_of=model_page_name)
+    env.globals.update(show=_show, page_of=model_page_name, fit_cell=fit_cell)
     return env
 
 

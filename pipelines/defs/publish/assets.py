@@ -5,7 +5,7 @@ import dagster as dg
 from pipelines.batches import AUDITED_TABLES, freeze_batch
 from pipelines.defs.quality.checks import audited_key
 from pipelines.gate import publish_if_allowed
-from pipelines.publishing import PublicationRefused, site_index
+from pipelines.publishing import PublicationRefused, read_publications, site_index
 from pipelines.resources import FitAtlasResource
 from pipelines.review_ledger import register_batch
 from pipelines.warehouse import WAREHOUSE_POOL
@@ -37,6 +37,7 @@ def audited_batch(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource)
         path=batch.path,
         row_counts=batch.row_counts,
     )
+    _prerender_site_charts(context, settings, batch)
     for table in AUDITED_TABLES:
         yield dg.MaterializeResult(
             asset_key=audited_key(table),
@@ -47,6 +48,23 @@ def audited_batch(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource)
                 "batch_file": dg.MetadataValue.path(str(batch.path)),
             },
         )
+
+
+def _prerender_site_charts(context: dg.AssetExecutionContext, settings, batch) -> None:
+    """Charts are most of the site's build: draw them while the checks run, unless this batch is
+    the current publication's content (nothing will be published). Never fails the step: the site
+    build draws whatever is not ready."""
+    history = read_publications(settings.published_path)
+    if history and history[-1]["content_sha256"] == batch.content_sha256:
+        return
+    from pipelines.site import prerender_charts
+
+    try:
+        handed = prerender_charts(batch.path, settings.chart_cache_dir)
+    except Exception as error:  # noqa: BLE001 - an optimisation; the site build reports real failures
+        context.log.warning(f"site charts not drawn ahead: {type(error).__name__}: {error}")
+        return
+    context.log.info(f"site charts: {handed} being drawn in the background into {settings.chart_cache_dir}")
 
 
 PUBLICATION_KEY = dg.AssetKey("publication")
@@ -122,5 +140,14 @@ def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
             "index": dg.MetadataValue.path(str(index)),
             "model_pages": len(list((site_dir / "models").glob("*.html"))),
             "gpu_pages": len(list((site_dir / "gpus").glob("*.html"))),
+            **(
+                {
+                    "build_seconds": round(published.site.seconds, 2),
+                    "charts_drawn": published.site.charts_drawn,
+                    "charts_reused": published.site.charts_reused,
+                }
+                if published.site
+                else {}
+            ),
         },
     )
