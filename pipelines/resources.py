@@ -1,6 +1,7 @@
 """The Dagster resources every asset, check and sensor takes its configuration from.
 
-- `fitatlas` (`FitAtlasResource`): the typed settings (paths, source mode, watchlist, reviewers).
+- `fitatlas` (`FitAtlasResource`): the typed settings (paths, source mode, watchlist, reviewers,
+  Hub discovery).
 - `warehouse` (`WarehouseResource`): the working DuckDB file, through dagster-duckdb's resource.
 - `live_sources` (`LiveSourcesResource`): where live mode fetches from and the HTTP policy; the Hub
   token reaches it as `dg.EnvVar("HF_TOKEN")`, so it is resolved in the run and never shown in the
@@ -33,7 +34,7 @@ from pipelines.defs.ingest.live_config import (
     DEFAULT_OPENROUTER_URL,
     LiveConfig,
 )
-from pipelines.settings import Settings, SettingsError, SourceMode
+from pipelines.settings import Settings, SettingsError, SourceMode, parse_discover
 
 
 class FitAtlasResource(dg.ConfigurableResource):
@@ -45,6 +46,11 @@ class FitAtlasResource(dg.ConfigurableResource):
     spec_sheets_dir: str = Field(description="GPU spec sheets dropped here are landed (the spec-sheet sensor watches it).")
     watchlist_path: str = Field(description="The Hub models live mode tracks (YAML `models:` list).")
     reviewers_path: str = Field(description="Who may approve a held batch, with their SSH public keys.")
+    discover: str = Field(
+        default="",
+        description="Live mode: Hub listings whose models are tracked besides the watchlist "
+        "(FITATLAS_DISCOVER, e.g. top-downloads:2000,trending:500); empty: off.",
+    )
 
     @classmethod
     def for_settings(cls, settings: Settings) -> FitAtlasResource:
@@ -55,6 +61,7 @@ class FitAtlasResource(dg.ConfigurableResource):
             spec_sheets_dir=str(settings.spec_sheets_dir),
             watchlist_path=str(settings.watchlist_path),
             reviewers_path=str(settings.reviewers_path),
+            discover=",".join(str(item) for item in settings.discover),
         )
 
     @property
@@ -66,6 +73,7 @@ class FitAtlasResource(dg.ConfigurableResource):
             spec_sheets_dir=Path(self.spec_sheets_dir),
             watchlist_path=Path(self.watchlist_path),
             reviewers_path=Path(self.reviewers_path),
+            discover=parse_discover(self.discover),
         )
 
 

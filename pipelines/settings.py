@@ -5,11 +5,16 @@ when a process starts: the CLI, or the code location loading (`pipelines.definit
 is validated there, so a bad `FITATLAS_SOURCE` stops the code location from loading with the
 variable's name, instead of failing inside an asset. Assets never read the environment; they get
 these settings through Dagster resources (`pipelines.resources`).
+
+`FITATLAS_DISCOVER` (off by default) asks live mode to also track text-generation models from the
+Hub's model listing, e.g. `top-downloads:2000,trending:500`; `parse_discover` reads and validates it
+(see `pipelines.defs.ingest.discovery` for what is listed and how).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,68 @@ class SettingsError(ValueError):
     """A setting that cannot be used, named with the environment variable that set it."""
 
 
+DISCOVER_VARIABLE = "FITATLAS_DISCOVER"
+# Discovery mode -> the Hub listing's `sort` key (huggingface_hub `HfApi.list_models` maps its
+# `trending_score` to the wire value `trendingScore`; `downloads` is the Hub's 30-day download count).
+DISCOVERY_SORTS: dict[str, str] = {"top-downloads": "downloads", "trending": "trendingScore"}
+# The largest catalogue issue 12 sizes (100,000 models); a bigger N is more likely a typo than a plan,
+# and every discovered model costs Hub requests on its first ingest.
+MAX_DISCOVER_COUNT = 100_000
+_COUNT = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """One `<mode>:<count>` item of FITATLAS_DISCOVER: the first `count` models of a Hub listing."""
+
+    mode: str
+    count: int
+
+    @property
+    def sort(self) -> str:
+        return DISCOVERY_SORTS[self.mode]
+
+    def __str__(self) -> str:
+        return f"{self.mode}:{self.count}"
+
+
+def parse_discover(raw: str | None) -> tuple[Discovery, ...]:
+    """`top-downloads:2000,trending:500` -> its items, in order; empty or unset -> () (discovery off).
+
+    Each item is `<mode>:<count>`, mode one of DISCOVERY_SORTS, count a whole number from 1 to
+    MAX_DISCOVER_COUNT, each mode at most once. Anything else raises SettingsError naming the
+    variable, the item and what is wrong with it."""
+    if raw is None or not raw.strip():
+        return ()
+    items: list[Discovery] = []
+    for item in (part.strip() for part in raw.split(",")):
+        reason = _discover_item_problem(item, items)
+        if reason:
+            raise SettingsError(f"{DISCOVER_VARIABLE}={raw!r}: item {item!r}: {reason}")
+        mode, _, count = (part.strip() for part in item.partition(":"))
+        items.append(Discovery(mode, int(count)))
+    return tuple(items)
+
+
+def _discover_item_problem(item: str, earlier: list[Discovery]) -> str | None:
+    """What is wrong with one FITATLAS_DISCOVER item, or None."""
+    modes = ", ".join(DISCOVERY_SORTS)
+    if not item:
+        return "empty item (expected <mode>:<count>, items separated by commas)"
+    mode, colon, count = (part.strip() for part in item.partition(":"))
+    if not colon:
+        return f"expected <mode>:<count>, e.g. top-downloads:2000 (modes: {modes})"
+    if mode not in DISCOVERY_SORTS:
+        return f"unknown mode {mode!r}: expected one of {modes}"
+    if not _COUNT.fullmatch(count):
+        return f"count {count!r} is not a whole number"
+    if len(count) > len(str(MAX_DISCOVER_COUNT)) or not 1 <= int(count) <= MAX_DISCOVER_COUNT:
+        return f"count {count[:20]} is out of range: expected 1 to {MAX_DISCOVER_COUNT:,}"
+    if any(existing.mode == mode for existing in earlier):
+        return f"mode {mode!r} is given twice"
+    return None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Paths and the source mode; what the pure modules (batches, publishing, review) take."""
@@ -40,6 +107,7 @@ class Settings:
     spec_sheets_dir: Path
     watchlist_path: Path = DEFAULT_WATCHLIST
     reviewers_path: Path = DEFAULT_REVIEWERS
+    discover: tuple[Discovery, ...] = ()
 
     def __post_init__(self) -> None:
         if self.source_mode not in SOURCE_MODES:
@@ -61,7 +129,8 @@ class Settings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """FITATLAS_DATA_DIR, FITATLAS_SOURCE, FITATLAS_SNAPSHOT_DIR, FITATLAS_SPEC_SHEETS_DIR,
-        FITATLAS_WATCHLIST and FITATLAS_REVIEWERS, each defaulting to the repo's own."""
+        FITATLAS_WATCHLIST and FITATLAS_REVIEWERS, each defaulting to the repo's own, and
+        FITATLAS_DISCOVER (default: off)."""
         env = os.environ if environ is None else environ
         snapshot_dir = Path(env.get("FITATLAS_SNAPSHOT_DIR") or SNAPSHOT_DIR).resolve()
         return cls(
@@ -71,6 +140,7 @@ class Settings:
             spec_sheets_dir=Path(env.get("FITATLAS_SPEC_SHEETS_DIR") or snapshot_dir / "spec_sheets").resolve(),
             watchlist_path=Path(env.get("FITATLAS_WATCHLIST") or DEFAULT_WATCHLIST).resolve(),
             reviewers_path=Path(env.get("FITATLAS_REVIEWERS") or DEFAULT_REVIEWERS).resolve(),
+            discover=parse_discover(env.get(DISCOVER_VARIABLE)),
         )
 
     @property
