@@ -85,6 +85,7 @@ class Fetched:
     content_type: str | None
     retries: int
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    link: str | None = None  # the `Link` header (RFC 8288), how paginated listings name their next page
 
 
 @dataclass(frozen=True)
@@ -381,6 +382,7 @@ class HttpFetcher:
                     etag=response.headers.get("etag"),
                     content_type=response.headers.get("content-type"),
                     retries=0,
+                    link=response.headers.get("link"),
                 )
         except httpx.TimeoutException as error:
             raise _Retryable(f"timed out ({type(error).__name__})") from None
@@ -455,7 +457,9 @@ class HttpFetcher:
 
 def _with_retries(outcome: FetchOutcome, retries: int) -> FetchOutcome:
     if isinstance(outcome, Fetched):
-        return Fetched(outcome.url, outcome.status, outcome.content, outcome.etag, outcome.content_type, retries, outcome.fetched_at)
+        return Fetched(
+            outcome.url, outcome.status, outcome.content, outcome.etag, outcome.content_type, retries, outcome.fetched_at, outcome.link
+        )
     if isinstance(outcome, NotModified):
         return NotModified(outcome.url, outcome.etag, retries)
     return FetchFailed(outcome.url, outcome.reason, outcome.status, retries)
