@@ -222,7 +222,10 @@ def _ingest_live(
             items=config.items,
             force=config.force,
             progress=progress,
+            discover=settings.discover if raw_table == "hf_model_configs" else (),
         )
+        if batch.discovery is not None:
+            _log_discovery(context, batch)
         context.log.info(
             f"raw.{raw_table}: {len(batch.units)} changed item(s) to land, {batch.items_unchanged} unchanged at the source, "
             f"{len(batch.failures)} fetch failure(s), {batch.retries} HTTP retr{'y' if batch.retries == 1 else 'ies'}"
@@ -231,6 +234,17 @@ def _ingest_live(
             con, raw_table=raw_table, batch_id=context.run.run_id, batch=batch, progress=_landing_progress(context, raw_table)
         )
     return report, batch
+
+
+def _log_discovery(context: dg.AssetExecutionContext, batch: LiveBatch) -> None:
+    """What the Hub listings gave (FITATLAS_DISCOVER), and why entries or pages were rejected."""
+    assert batch.discovery is not None
+    context.log.info(f"raw.hf_model_configs: {batch.discovery.summary()}")
+    failures = batch.discovery.all_failures
+    for failure in failures[:FAILURES_SHOWN]:
+        context.log.warning(f"raw.hf_model_candidates: {failure}")
+    if len(failures) > FAILURES_SHOWN:
+        context.log.warning(f"raw.hf_model_candidates: {len(failures) - FAILURES_SHOWN} more failure(s) in raw.ingest_failures")
 
 
 def _landing_progress(context: dg.AssetExecutionContext, raw_table: str) -> Progress:

@@ -3,9 +3,12 @@
 - `spec_sheet_sensor` hashes the spec-sheet directory each tick. Sheets that are new or changed
   since the cursor (json `{relative path: sha256}`) produce one run of `raw/gpu_spec_sheets`
   narrowed to exactly those sheets.
-- `hf_model_sensor` (live mode) asks the Hub for each watchlist model's commit sha. Models whose
-  sha differs from the cursor (json `{repo: sha}`), including models just added to the
-  watchlist, produce one run of `raw/hf_model_configs` narrowed to exactly those models.
+- `hf_model_sensor` (live mode) asks the Hub for each watchlist model's commit sha, and with
+  discovery on (`FITATLAS_DISCOVER`) reads the discovered models' shas from the Hub listings
+  themselves (`expand[]=sha`: a page of up to 1,000 models per request, not a request per model).
+  Models whose sha differs from the cursor (json `{repo: sha}`), including models just added to
+  the watchlist or newly listed, produce one run of `raw/hf_model_configs` narrowed to exactly
+  those models.
 
   Per-model re-ingest is run config (`items: [repo, ...]`), not dynamic partitions: the raw table
   is one append-only table with the repo as record key, the asset is already incremental per model
@@ -40,13 +43,14 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.defs.ingest.assets import RAW_SOURCES, raw_asset_key, raw_op_name
+from pipelines.defs.ingest.discovery import discover_models
 from pipelines.defs.ingest.http import Fetched
 from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.live_source import parse_model_info
 from pipelines.defs.ingest.records import SourceFormatError
 from pipelines.defs.ingest.watchlist import read_watchlist
 from pipelines.resources import FitAtlasResource, LiveSourcesResource
-from pipelines.settings import Cadence
+from pipelines.settings import Cadence, Discovery
 
 PRICE_TABLES = ("openrouter_models", "litellm_prices", "genai_prices", "gpu_rental_prices")
 PUBLISH_GROUP = "publish"
@@ -75,7 +79,7 @@ spec_sheet_ingest_job = dg.define_asset_job(
 hf_model_ingest_job = dg.define_asset_job(
     "ingest_hf_models",
     selection=_raw_selection("hf_model_configs"),
-    description="Land the configs of watchlist models whose Hub sha changed (requested by hf_model_sensor).",
+    description="Land the configs of watchlist (and discovered) models whose Hub sha changed (requested by hf_model_sensor).",
 )
 price_ingest_job = dg.define_asset_job(
     "ingest_prices",
@@ -157,8 +161,8 @@ def hf_model_sensor(interval_s: int) -> dg.SensorDefinition:
         job=hf_model_ingest_job,
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Live mode: a watchlist model whose Hub commit sha changed (or a newly listed model) "
-        "-> one ingest of exactly those models.",
+        description="Live mode: a watchlist or discovered model whose Hub commit sha changed (or a newly "
+        "listed model) -> one ingest of exactly those models.",
     )
     def _sensor(
         context: dg.SensorEvaluationContext, fitatlas: FitAtlasResource, live_sources: LiveSourcesResource
@@ -166,13 +170,16 @@ def hf_model_sensor(interval_s: int) -> dg.SensorDefinition:
         settings = fitatlas.settings
         if settings.source_mode != "live":
             return dg.SkipReason("the source mode is not 'live' (FITATLAS_SOURCE): the Hub is not polled")
-        return hf_sha_changes(context, settings.watchlist_path, live_sources.live_config())
+        return hf_sha_changes(context, settings.watchlist_path, live_sources.live_config(), settings.discover)
 
     return _sensor
 
 
-def hf_sha_changes(context: dg.SensorEvaluationContext, watchlist_path: Path, live: LiveConfig) -> dg.SensorResult:
-    """Ask the Hub for each watchlist model's sha; request an ingest of those that moved."""
+def hf_sha_changes(
+    context: dg.SensorEvaluationContext, watchlist_path: Path, live: LiveConfig, discover: tuple[Discovery, ...] = ()
+) -> dg.SensorResult:
+    """Ask the Hub for each watchlist model's sha (and the listings for the discovered ones');
+    request an ingest of those that moved."""
     watchlist = read_watchlist(watchlist_path)
     for entry, reason in watchlist.rejected:
         context.log.warning(f"watchlist entry {entry}: {reason}")
@@ -180,6 +187,7 @@ def hf_sha_changes(context: dg.SensorEvaluationContext, watchlist_path: Path, li
     urls = [f"{live.hf_endpoint}/api/models/{repo}" for repo in watchlist.models]
     with live.fetcher() as fetcher:
         outcomes = fetcher.get_many(urls)
+        discovery = discover_models(fetcher, live.hf_endpoint, discover) if discover else None
     current: dict[str, str] = {}
     for repo, url, outcome in zip(watchlist.models, urls, outcomes, strict=True):
         try:
@@ -190,10 +198,21 @@ def hf_sha_changes(context: dg.SensorEvaluationContext, watchlist_path: Path, li
             context.log.warning(f"{repo}: model info unavailable ({error.reason}); keeping its last known sha")
             if repo in previous:
                 current[repo] = previous[repo]
+    tracked = f"{len(watchlist.models)} watchlist model(s)"
+    if discovery is not None:
+        for repo, sha in discovery.shas().items():
+            current.setdefault(repo, sha)
+        for failure in discovery.all_failures[:20]:
+            context.log.warning(f"discovery: {failure}")
+        if discovery.failures:  # a listing stopped short: keep the last known shas of what it did not reach
+            context.log.warning("a Hub listing stopped short; keeping the last known sha of every model it did not list")
+            for repo, sha in previous.items():
+                current.setdefault(repo, sha)
+        tracked += f" and {len(discovery.repos())} discovered ({', '.join(str(d) for d in discover)})"
     return ingest_changes(
         context, previous, current, raw_table="hf_model_configs", key_prefix="hf-models",
         trigger="hf_sha_change", what="model(s) changed on the Hub",
-        nothing=f"no sha changed among {len(watchlist.models)} watchlist model(s)",
+        nothing=f"no sha changed among {tracked}",
     )
 
 

@@ -7,6 +7,10 @@ bad body between fetch and landing can never make a later run skip data it never
 
 Every failure to fetch an item is returned as a `SourceFormatError` (location, reason, item) for
 `raw.ingest_failures`; the other items go on.
+
+With discovery on (`FITATLAS_DISCOVER`, `pipelines.defs.ingest.discovery`), the Hub models are the
+watchlist's plus the listed candidates (each repo once, watchlist first). A candidate whose listed
+commit sha is the one already landed costs no request beyond its share of the listing pages.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import duckdb
 
 from pipelines.defs.ingest import formats
+from pipelines.defs.ingest.discovery import DiscoveryResult, discover_models, land_candidates
 from pipelines.defs.ingest.formats import Parser
 from pipelines.defs.ingest.http import Fetched, FetchFailed, FetchRequest, HttpFetcher, NotModified
 from pipelines.defs.ingest.landing import (
@@ -36,6 +41,7 @@ from pipelines.defs.ingest.live_config import LiveConfig
 from pipelines.defs.ingest.records import RawRecord, SourceFormatError
 from pipelines.defs.ingest.snapshot_source import spec_sheet_units
 from pipelines.defs.ingest.watchlist import is_valid_repo_id, read_watchlist
+from pipelines.settings import Discovery
 
 HF_OPTIONAL_FILES = ("hf_quant_config.json", "model.safetensors.index.json")
 
@@ -79,6 +85,7 @@ class LiveBatch:
     retries: int = 0
     quota_pauses: int = 0
     etags: dict[str, str] = field(default_factory=dict)
+    discovery: DiscoveryResult | None = None  # the Hub listings' candidates (discovery on)
 
     def as_metadata(self) -> dict[str, int]:
         return {
@@ -87,6 +94,7 @@ class LiveBatch:
             "fetch_failures": len(self.failures),
             "http_retries": self.retries,
             "http_quota_pauses": self.quota_pauses,
+            **(self.discovery.as_metadata() if self.discovery is not None else {}),
         }
 
 
@@ -140,12 +148,16 @@ def live_units(
     items: Sequence[str] = (),
     force: bool = False,
     progress: Progress | None = None,
+    discover: Sequence[Discovery] = (),
 ) -> LiveBatch:
     """Fetch what changed for `raw.<raw_table>`. `items` narrows a run (repo ids, or spec-sheet
     paths relative to the directory); `force` ignores remembered shas and ETags (a full refresh
-    still lands only content that differs, as landing dedupes on content)."""
+    still lands only content that differs, as landing dedupes on content); `discover` adds the
+    Hub listings' models to the watchlist's."""
     if raw_table == "hf_model_configs":
-        return hf_model_batch(con, config, fetcher, watchlist_path=watchlist_path, items=items, force=force, progress=progress)
+        return hf_model_batch(
+            con, config, fetcher, watchlist_path=watchlist_path, items=items, force=force, progress=progress, discover=discover
+        )
     if raw_table == "gpu_spec_sheets":
         return spec_sheet_batch(spec_sheets_dir, snapshot_dir, items=items)
     if raw_table in PRICE_SOURCES:
@@ -157,7 +169,9 @@ def land_live_batch(
     con: duckdb.DuckDBPyConnection, *, raw_table: str, batch_id: str, batch: LiveBatch, progress: Progress | None = None
 ) -> LandingReport:
     """Land the batch's units, record its fetch failures beside the parse failures, then remember
-    the ETags of what is now landed."""
+    the ETags of what is now landed. Discovered candidates land first, in their own table."""
+    if batch.discovery is not None:
+        land_candidates(con, batch_id=batch_id, result=batch.discovery)
     report = land_units(con, raw_table=raw_table, batch_id=batch_id, units=with_progress(batch.units, progress))
     source = FETCH_FAILURE_SOURCES.get(raw_table) or PRICE_SOURCES[raw_table].source
     con.execute("begin")
@@ -283,23 +297,32 @@ def hf_model_batch(
     items: Sequence[str] = (),
     force: bool = False,
     progress: Progress | None = None,
+    discover: Sequence[Discovery] = (),
 ) -> LiveBatch:
-    """One unit per watchlist model whose Hub commit sha differs from the last landed one."""
+    """One unit per tracked model (the watchlist's, plus the discovered ones) whose Hub commit sha
+    differs from the last landed one."""
     batch = LiveBatch()
+    retries_before, pauses_before = fetcher.retries, fetcher.quota_pauses
     watchlist = read_watchlist(watchlist_path)
     for entry, reason in watchlist.rejected:
         batch.failures.append(SourceFormatError(str(watchlist_path), reason, record_key=entry))
     models = watchlist.models
+    listed: dict[str, str] = {}
+    if discover:
+        batch.discovery = discover_models(fetcher, config.hf_endpoint, tuple(discover))
+        listed = batch.discovery.shas()
+        models = list(dict.fromkeys([*models, *batch.discovery.repos()]))
     if items:
         for item in items:
             if not is_valid_repo_id(item):
                 batch.failures.append(SourceFormatError("run config", "not a valid Hugging Face repo id", record_key=repr(item)[:120]))
         models = [item for item in dict.fromkeys(items) if is_valid_repo_id(item)]
     landed = {} if force else last_landed_shas(con)
-    retries_before, pauses_before = fetcher.retries, fetcher.quota_pauses
     batch.items_checked = len(models)
 
     def fetch(repo: str) -> SourceUnit | SourceFormatError | None:
+        if repo in listed and listed[repo] == landed.get(repo):
+            return None  # the listing already says its landed commit is current
         return fetch_hf_model(fetcher, config.hf_endpoint, repo, landed.get(repo))
 
     done = 0
