@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that speaks the live sources' wire formats, with injectable faults.
 
 It serves ../shared/data: the Hub's `/api/models/{repo}` (model info synthesised with a commit sha
-each test controls) and `/{repo}/resolve/{rev}/{file}` from hf_configs, OpenRouter's
+each test controls) and `/{repo}/resolve/{rev}/{file}` from hf_configs, the Hub's paginated model
+listing `/api/models` (entries each test lists, per sort key, in the Hub's order), OpenRouter's
 `/api/v1/models`, LiteLLM's and genai-prices' JSON and SkyPilot catalog CSVs. Every static answer
 carries an ETag and honours If-None-Match. Faults are queued per path (`fail`, consumed one per
 request, then the path answers normally) or pinned (`always`). Every request is logged with its
@@ -10,6 +11,7 @@ headers so tests can see what was asked, how often, and with which credentials.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -18,11 +20,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 OPENROUTER_PATH = "/api/v1/models"
+LISTING_PATH = "/api/models"
 LITELLM_PATH = "/litellm/model_prices_and_context_window.json"
 GENAI_PATH = "/genai-prices/data.json"
 
@@ -175,11 +178,42 @@ class FakeModel:
         return document
 
 
+def listing_entry(
+    repo: str,
+    sha: str,
+    *,
+    downloads: int = 0,
+    trending: int = 0,
+    likes: int = 0,
+    gated: bool | str = False,
+    pipeline_tag: str = "text-generation",
+    tags: tuple[str, ...] = ("transformers", "safetensors", "text-generation"),
+) -> dict[str, object]:
+    """A model as the Hub's listing knows it, every expandable field the discovery asks for filled
+    (huggingface_hub `ExpandModelProperty_T` names); the server answers only the expanded ones."""
+    return {
+        "_id": hashlib.sha1(repo.encode()).hexdigest()[:24],
+        "id": repo,
+        "sha": sha,
+        "downloads": downloads,
+        "likes": likes,
+        "trendingScore": trending,
+        "createdAt": "2026-01-15T09:30:00.000Z",
+        "lastModified": "2026-11-20T10:00:00.000Z",
+        "library_name": "transformers",
+        "pipeline_tag": pipeline_tag,
+        "tags": list(tags),
+        "gated": gated,
+        "private": False,
+    }
+
+
 @dataclass
 class LoggedRequest:
     path: str
     headers: dict[str, str]
     host: str = ""
+    query: str = ""
 
 
 @dataclass
@@ -188,6 +222,10 @@ class FakeSources:
 
     hf_token: str | None = None
     models: dict[str, FakeModel] = field(default_factory=dict)
+    # The Hub listing (`/api/models`): `sort` key -> entries in the order the Hub would list them.
+    # An entry is a model's dict (`listing_entry`) or anything else, served as-is (a malformed entry).
+    listings: dict[str, list[object]] = field(default_factory=dict)
+    listing_page_size: int = 1000  # the server's own cap on a page, whatever `limit` asks
     bodies: dict[str, bytes] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
     in_flight: int = 0
@@ -247,6 +285,9 @@ class FakeSources:
         with self._lock:
             self._pinned[path] = fault
 
+    def listing_url(self, query: dict[str, object]) -> str:
+        return self.url(f"{LISTING_PATH}?{urlencode(query, doseq=True)}")
+
     def requests_to(self, path: str) -> list[LoggedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
@@ -263,7 +304,9 @@ class FakeSources:
             return self._pinned.get(path)
 
     # --- routing ---
-    def _resolve(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _resolve(self, path: str, headers: dict[str, str], query: str = "") -> tuple[int, dict[str, str], bytes]:
+        if path == LISTING_PATH:
+            return self._listing_page(parse_qs(query, keep_blank_values=True))
         if path in self.bodies:
             return _static(self.bodies[path], "application/json", headers)
         if path in STATIC_FILES:
@@ -291,6 +334,42 @@ class FakeSources:
         return 404, {"Content-Type": "text/plain"}, b"not found"
 
 
+    def _listing_page(self, query: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
+        """One page of the listing, as the Hub answers it: filtered by `pipeline_tag` and `filter`
+        tags, only the `expand[]` fields (plus `id` and `_id`), at most `limit` (and the server's
+        own cap) entries, and a `Link: <...>; rel="next"` header carrying the query and an opaque
+        `cursor` while entries remain."""
+        def first(name: str) -> str | None:
+            return query[name][0] if query.get(name) else None
+
+        entries = [
+            entry
+            for entry in self.listings.get(first("sort") or "", [])
+            if not isinstance(entry, dict)
+            or (
+                entry.get("pipeline_tag") == (first("pipeline_tag") or entry.get("pipeline_tag"))
+                and all(tag in (entry.get("tags") or []) for tag in query.get("filter", []))
+            )
+        ]
+        try:
+            limit = min(int(first("limit") or 1000), self.listing_page_size)
+            cursor = first("cursor")
+            offset = json.loads(base64.urlsafe_b64decode(cursor))["offset"] if cursor else 0
+        except (ValueError, KeyError, TypeError):
+            return 400, {"Content-Type": "application/json"}, b'{"error": "Invalid cursor or limit"}'
+        expand = query.get("expand[]", []) + query.get("expand", [])
+        page = [
+            {k: v for k, v in entry.items() if k in ("_id", "id", *expand)} if isinstance(entry, dict) and expand else entry
+            for entry in entries[offset : offset + limit]
+        ]
+        headers = {"Content-Type": "application/json"}
+        if offset + limit < len(entries):
+            cursor = base64.urlsafe_b64encode(json.dumps({"offset": offset + limit}).encode()).decode()
+            following = {k: v for k, v in query.items() if k != "cursor"} | {"cursor": [cursor]}
+            headers["Link"] = f'<{self.listing_url(following)}>; rel="next"'
+        return 200, headers, json.dumps(page).encode()
+
+
 def _static(content: bytes, content_type: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     etag = f'"{hashlib.sha256(content).hexdigest()[:20]}"'
     if headers.get("if-none-match") == etag:
@@ -306,22 +385,22 @@ def _handler_for(sources: FakeSources) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            path = urlsplit(self.path).path
+            path, query = urlsplit(self.path).path, urlsplit(self.path).query
             headers = {k.lower(): v for k, v in self.headers.items()}
             with sources._lock:
-                sources.requests.append(LoggedRequest(path, headers, headers.get("host", "")))
+                sources.requests.append(LoggedRequest(path, headers, headers.get("host", ""), query))
                 sources.in_flight += 1
                 sources.max_in_flight = max(sources.max_in_flight, sources.in_flight)
             fault = sources._next_fault(path)
             try:
-                self._answer(path, headers, fault)
+                self._answer(path, headers, fault, query)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             finally:
                 with sources._lock:
                     sources.in_flight -= 1
 
-        def _answer(self, path: str, headers: dict[str, str], fault: Fault | None) -> None:
+        def _answer(self, path: str, headers: dict[str, str], fault: Fault | None, query: str = "") -> None:
             if fault and fault.kind == "stall":
                 with sources._lock:
                     sources.stalling += 1
@@ -336,7 +415,7 @@ def _handler_for(sources: FakeSources) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind == "oversized":
                 self._send_oversized(fault.size, fault.declare_length)
                 return
-            status, answer_headers, body = sources._resolve(path, headers)
+            status, answer_headers, body = sources._resolve(path, headers, query)
             if fault and fault.kind == "truncated_json":
                 self._send(status, answer_headers, body[: len(body) // 2])
             elif fault and fault.kind == "cut_connection":
