@@ -362,29 +362,42 @@ def evaluate_configs(
     itl = decode_itl_s_expr(
         pl.col("batch_size"), pl.col("kv_mean_bytes"), pl.col("attn_mean"), decode, pl.col("kv_mean_bytes_tp1")
     )
+    tok_s = output_tok_s_expr(pl.col("batch_size"), pl.col("itl_s"), pl.col("prefill_compute_s"), pl.lit(output_len))
+    # The batch search works on a narrow frame keyed by a row number per configuration: only the
+    # columns the ITL and throughput expressions read are crossed with the batch sizes (the wide
+    # configuration rows with their strings are joined back once, to the chosen batch).
+    # numbered once, collected: a lazy plan read by two branches may run twice, in another row order
+    base = base.with_row_index("_cfg").collect().lazy()
+    batch_inputs = sorted(
+        (set(itl.meta.root_names()) | set(tok_s.meta.root_names()) | {"batch_limit"}) - {"batch_size", "itl_s"}
+    )
+    # batch sizes min(candidate, batch_limit), each once: the candidates below the limit, and the
+    # limit itself where a candidate reaches it
+    narrow = base.select("_cfg", *batch_inputs)
     cand = (
-        base.join(batches, how="cross")
-        .with_columns(batch_size=pl.min_horizontal("_cand", "batch_limit"))
-        .drop("_cand")
-        .unique(subset=[*CONFIG_KEYS, "batch_size"], keep="any")
+        pl.concat([
+            narrow.join(batches, how="cross").filter(pl.col("_cand") < pl.col("batch_limit"))
+            .rename({"_cand": "batch_size"}),
+            narrow.filter(pl.col("batch_limit") <= max(batch_sizes)).with_columns(batch_size=pl.col("batch_limit")),
+        ], how="diagonal")
         .with_columns(itl_s=itl)
-        .with_columns(
-            decode_tok_s=output_tok_s_expr(pl.col("batch_size"), pl.col("itl_s"), pl.col("prefill_compute_s"), pl.lit(output_len)),
-            itl_ms=pl.col("itl_s") * 1e3,
-        )
-        .with_columns(
-            meets_itl_slo=pl.lit(True) if itl_slo_ms is None else (pl.col("itl_ms") <= itl_slo_ms),
-        )
+        .with_columns(decode_tok_s=tok_s, itl_ms=pl.col("itl_s") * 1e3)
+        .with_columns(meets_itl_slo=pl.lit(True) if itl_slo_ms is None else (pl.col("itl_ms") <= itl_slo_ms))
+        .select("_cfg", "batch_size", "itl_s", "decode_tok_s", "itl_ms", "meets_itl_slo")
     )
     batch1 = cand.filter(pl.col("batch_size") == 1).select(
-        *CONFIG_KEYS, pl.col("decode_tok_s").alias("decode_tok_s_batch1"), pl.col("itl_ms").alias("itl_ms_batch1")
+        "_cfg", pl.col("decode_tok_s").alias("decode_tok_s_batch1"), pl.col("itl_ms").alias("itl_ms_batch1")
+    )
+    chosen_batch = (
+        # the highest throughput over every batch, SLO or not (model_gpu_speed's decode_tok_s)
+        cand.with_columns(decode_tok_s_max=pl.col("decode_tok_s").max().over("_cfg"))
+        .sort(["_cfg", "meets_itl_slo", "decode_tok_s", "batch_size"], descending=[False, True, True, False])
+        .unique(subset=["_cfg"], keep="first", maintain_order=True)
     )
     best = (
-        # the highest throughput over every batch, SLO or not (model_gpu_speed's decode_tok_s)
-        cand.with_columns(decode_tok_s_max=pl.col("decode_tok_s").max().over(CONFIG_KEYS))
-        .sort(["meets_itl_slo", "decode_tok_s", "batch_size"], descending=[True, True, False])
-        .unique(subset=CONFIG_KEYS, keep="first", maintain_order=True)
-        .join(batch1, on=CONFIG_KEYS, how="left")
+        base.join(chosen_batch, on="_cfg")
+        .join(batch1, on="_cfg", how="left")
+        .drop("_cfg")
         .join(api_prices(prices, input_len, output_len), on="model_id", how="left")
         .with_columns(ttft_ms=ttft_s_expr(pl.lit(input_len), pl.col("attn_in"), prefill, decode) * 1e3)
         .with_columns(cost_columns(pl.col("decode_tok_s"), utilisation))
