@@ -1,4 +1,4 @@
-"""`fitatlas`: run the pipeline, list GPUs, size one config, review and publish batches.
+"""`fitatlas`: run the pipeline, list GPUs, size one config, review and publish batches, benchmark.
 
 Subcommands import only what they need: `estimate`, `gpus` and `review` never import Dagster.
 """
@@ -403,6 +403,23 @@ def _add_review_parser(sub) -> None:
         decide.set_defaults(func=cmd_review_decide)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipelines.bench import BenchError, run_bench
+
+    settings = Settings.from_environment()
+    try:
+        report = run_bench(settings.published_path, settings.snapshot_dir / "hf", args.models,
+                           chunk_size=args.chunk, workers=args.workers, out_dir=args.out)
+    except BenchError as error:
+        raise CliError(str(error)) from None
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:<22} {value:,}" if isinstance(value, int) else f"{key:<22} {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fitatlas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -440,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     est.add_argument("--json", action="store_true", help="one JSON object on one line")
     est.set_defaults(func=cmd_estimate)
+    bench = sub.add_parser("bench", help="size a synthetic catalogue of N distinct models against the published GPUs, timed")
+    bench.add_argument("--models", type=int, required=True, help="catalogue size N (all distinct architectures)")
+    bench.add_argument("--chunk", type=int, help="signatures sized per chunk (default: sizing.catalogue.DEFAULT_CHUNK)")
+    bench.add_argument("--workers", type=int, help="processes describing configs (default: the CPUs available)")
+    bench.add_argument("--out", type=Path, help="write each chunk's rows as Parquet under this directory")
+    bench.add_argument("--json", action="store_true", help="one JSON object on one line")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -14,6 +14,7 @@ catalogue (a test holds it row for row on the bundled snapshot), but
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +46,8 @@ class CatalogueSizing:
     fit_rows: int = 0
     recommendation_rows: int = 0
     speed_rows: int = 0
+    seconds_fit: float = 0.0
+    seconds_recommend: float = 0.0
     frames: dict[str, list[pl.DataFrame]] = field(default_factory=dict)
 
     def table(self, name: str) -> pl.DataFrame:
@@ -119,11 +122,15 @@ def size_catalogue(
         chunk_models = supported.filter(pl.col("model_id").is_in(chunk_ids.implode()))
         chunk_groups = kv_groups.filter(pl.col("model_id").is_in(chunk_ids.implode()))
         chunk_members = members.filter(pl.col("representative").is_in(chunk_ids.implode()))
+        started = time.perf_counter()
         matrix = fit_matrix(chunk_models, chunk_groups, gpus, precisions=precisions, gpu_counts=gpu_counts,
                             contexts=contexts, kv_dtype=tuple(kv_dtypes))
+        fitted = time.perf_counter()
         ranked, speeds = rank_and_speeds(
             matrix.filter(pl.col("kv_dtype") == recommendation_kv_dtype), chunk_models, chunk_groups, gpus, None, **workload
         )
+        result.seconds_fit += fitted - started
+        result.seconds_recommend += time.perf_counter() - fitted
         ranked, speeds = _per_model(_expand(ranked, chunk_members), _expand(speeds, chunk_members), siblings, api)
         fit = _expand(matrix, chunk_members)
         keep("fit_matrix", fit)

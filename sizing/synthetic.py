@@ -3,8 +3,9 @@
 Each synthetic config is a real config.json (the bundled snapshot's) with its layers, widths, heads,
 experts and context perturbed, so every one is a plausible, different model that ``describe`` sizes
 exactly like a real one. Distinctness is by construction: model ``i`` of a base gets a round
-``k = i // len(bases)``, and its FFN width (or, for MoE models, the routed expert's width) grows by
-``WIDTH_STEP * (k + 1)``, a different parameter count for every ``k``; layers, KV heads, experts and
+``k = i // len(bases)``, and its FFN width (for MoE models the routed expert's; the vocabulary for a
+config with no width field) grows by ``WIDTH_STEP * (k + 1)``, a different parameter count for every
+``k``; layers, KV heads, experts and
 context change with ``k`` too, each relative to the base's, so bases that differ stay different.
 Bases should be distinct signatures themselves; a catalogue is then the worst case for dedup (a test
 holds that no two models share a signature).
@@ -23,6 +24,9 @@ WIDTH_STEP = 64
 #: a synthetic model's context is its base's divided by one of these (relative, so two bases that
 #: differ only in context still differ after it)
 CONTEXT_DIVISORS = (1, 2, 4)
+#: the FFN width fields of the architectures sizing.layouts accounts, MoE expert width first
+_WIDTH_KEYS = ("moe_intermediate_size", "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim")
+_VOCAB_KEYS = ("vocab_size", "padded_vocab_size")
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 _EXPERT_KEYS = ("num_experts", "n_routed_experts", "num_local_experts")
 _TOPK_KEYS = ("num_experts_per_tok", "num_experts_per_token", "moe_topk", "top_k")
@@ -48,12 +52,13 @@ def perturb(config: dict, k: int, *, structural: bool = True) -> dict:
     """The round-``k`` variant of ``config`` (a new dict; the input is not changed)."""
     out = copy.deepcopy(config)
     text = _text(out)
-    if isinstance(text.get("moe_intermediate_size"), int) and text["moe_intermediate_size"] > 0:
-        text["moe_intermediate_size"] += WIDTH_STEP * (k + 1)
-    elif isinstance(text.get("intermediate_size"), int) and text["intermediate_size"] > 0:
-        text["intermediate_size"] += WIDTH_STEP * (k + 1)
-    elif isinstance(text.get("n_inner"), int) and text["n_inner"] > 0:
-        text["n_inner"] += WIDTH_STEP * (k + 1)
+    width_key = next((key for key in _WIDTH_KEYS if isinstance(text.get(key), int) and text[key] > 0), None)
+    if width_key:
+        text[width_key] += WIDTH_STEP * (k + 1)
+    else:  # a config with no FFN width field (GPT-2 style 4 x hidden): the vocabulary grows instead
+        vocab_key = next((key for key in _VOCAB_KEYS if isinstance(text.get(key), int) and text[key] > 0), None)
+        if vocab_key:
+            text[vocab_key] += WIDTH_STEP * (k + 1)
     base_context = text.get("max_position_embeddings")
     if isinstance(base_context, int) and base_context >= 8192:
         text["max_position_embeddings"] = base_context // CONTEXT_DIVISORS[k % len(CONTEXT_DIVISORS)]
@@ -72,6 +77,10 @@ def perturb(config: dict, k: int, *, structural: bool = True) -> dict:
     return out
 
 
+def synthetic_name(base: BaseConfig, k: int) -> str:
+    return f"synthetic/{base.model_id.split('/')[-1]}-v{k}"
+
+
 def synthetic_catalogue(bases: Sequence[BaseConfig], n: int) -> Iterator[BaseConfig]:
     """``n`` configs, cycling over ``bases``: model ``i`` is ``perturb(bases[i % B], i // B)`` named
     ``synthetic/<base repo name>-v<k>``. Each comes with ``perturb(..., structural=False)`` as its
@@ -79,10 +88,9 @@ def synthetic_catalogue(bases: Sequence[BaseConfig], n: int) -> Iterator[BaseCon
     for i in range(n):
         base = bases[i % len(bases)]
         k = i // len(bases)
-        yield BaseConfig(f"synthetic/{base.model_id.split('/')[-1]}-v{k}", perturb(base.config, k), base.quant_config)
+        yield BaseConfig(synthetic_name(base, k), perturb(base.config, k), base.quant_config)
 
 
 def fallback(base: BaseConfig, k: int) -> BaseConfig:
     """The width-and-context-only variant, for a base whose layout rejects the structural one."""
-    return BaseConfig(f"synthetic/{base.model_id.split('/')[-1]}-v{k}", perturb(base.config, k, structural=False),
-                      base.quant_config)
+    return BaseConfig(synthetic_name(base, k), perturb(base.config, k, structural=False), base.quant_config)
