@@ -158,6 +158,11 @@ class Settings:
         return self.data_dir / "published"
 
     @property
+    def sizing_shards_dir(self) -> Path:
+        """The grid's rows per chunk (Parquet), on their way into the warehouse (pipelines.defs.sizing.shards)."""
+        return self.data_dir / "sizing"
+
+    @property
     def chart_cache_dir(self) -> Path:
         """The site's rendered charts, kept so the next publication redraws only those that changed."""
         return self.data_dir / "cache" / "charts"

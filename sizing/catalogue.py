@@ -117,7 +117,8 @@ def size_catalogue(
     siblings = checkpoint_columns(supported.lazy(), pl.LazyFrame({"precision": list(precisions)})).select(
         "model_id", "precision", "checkpoint_model_id").collect()
     api = api_prices(prices, input_len, output_len).collect()
-    for start in range(0, len(reps), chunk_size):
+    # no signature at all still gives each table once, empty with its columns
+    for start in range(0, len(reps), chunk_size) or [0]:
         chunk_ids = pl.Series("model_id", reps[start : start + chunk_size])
         chunk_models = supported.filter(pl.col("model_id").is_in(chunk_ids.implode()))
         chunk_groups = kv_groups.filter(pl.col("model_id").is_in(chunk_ids.implode()))

@@ -6,15 +6,16 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from pipelines.resources import WarehouseResource
+from pipelines.defs.sizing.shards import ParquetShards, load_shards
+from pipelines.resources import FitAtlasResource, WarehouseResource
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
-from sizing.constants import PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE, SIZING_BUDGET
-from sizing.grid import fit_matrix as build_fit_matrix
-from sizing.grid import rank_and_speeds
+from sizing.catalogue import size_catalogue
+from sizing.constants import SIZING_BUDGET
 from sizing.isolation import SizingInput, describe_isolated
 from sizing.model_spec import specs_to_frames
 
 SIZING_GROUP = "size"
+GRID_TABLES = ("fit_matrix", "recommendations", "model_gpu_speed")
 
 
 @dg.asset(
@@ -74,41 +75,28 @@ def _grid_inputs(con) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     return models, kv_groups, gpus
 
 
-@dg.asset(
-    deps=[dg.AssetKey("models"), dg.AssetKey("gpus"), model_specs],
-    group_name=SIZING_GROUP,
-    kinds={"python", "polars", "duckdb"},
-    pool=WAREHOUSE_POOL,
-    description="Model x GPU x precision x GPU count x context: memory breakdown per GPU, headroom, "
-    "fit class and concurrency (sizing.grid.fit_matrix).",
-)
-def fit_matrix(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.get_connection() as con:
-        models, kv_groups, gpus = _grid_inputs(con)
-        matrix = build_fit_matrix(models, kv_groups, gpus, kv_dtype=PUBLISHED_KV_DTYPES)
-        replace_table(con, "sizing.fit_matrix", matrix)
-    return dg.MaterializeResult(
-        metadata={
-            "rows": matrix.height,
-            "fitting_rows": int(matrix["fits"].sum()),
-            "models": matrix["model_id"].n_unique(),
-            "gpus": matrix["gpu_id"].n_unique(),
-        }
-    )
+GRID_INPUTS = [dg.AssetKey("models"), dg.AssetKey("gpus"), dg.AssetKey("model_specs"), dg.AssetKey("provider_prices")]
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
+            "fit_matrix",
+            deps=GRID_INPUTS,
+            description="Model x GPU x precision x GPU count x context x KV dtype: memory breakdown per GPU, "
+            "headroom, fit class and concurrency (sizing.grid.fit_matrix).",
+            kinds={"python", "polars", "duckdb"},
+        ),
+        dg.AssetSpec(
             "recommendations",
-            deps=[fit_matrix, dg.AssetKey("provider_prices")],
+            deps=GRID_INPUTS,
             description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
             "compared with the cheapest API price (sizing.grid.recommendations).",
             kinds={"python", "polars", "duckdb"},
         ),
         dg.AssetSpec(
             "model_gpu_speed",
-            deps=[fit_matrix, dg.AssetKey("provider_prices")],
+            deps=GRID_INPUTS,
             description="Per model x GPU x precision that fits: the fewest-GPU valid configuration with its "
             "max and SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the "
             "same evaluation as recommendations).",
@@ -118,23 +106,32 @@ def fit_matrix(warehouse: WarehouseResource) -> dg.MaterializeResult:
     group_name=SIZING_GROUP,
     pool=WAREHOUSE_POOL,
 )
-def recommendations(warehouse: WarehouseResource):
-    # one evaluation of the grid yields both tables (sizing.grid.rank_and_speeds)
+def sizing_grid(fitatlas: FitAtlasResource, warehouse: WarehouseResource):
+    """The three grid tables from one pass of ``sizing.catalogue.size_catalogue``: each sizing
+    signature once (fine-tunes and re-uploads share one), in chunks whose rows go to Parquet files
+    under ``data/sizing/<table>/`` and from there into the warehouse, so memory is one chunk's."""
     with warehouse.get_connection() as con:
         models, kv_groups, gpus = _grid_inputs(con)
-        matrix = read_table(con, f"select * from sizing.fit_matrix where kv_dtype = '{RECOMMENDATION_KV_DTYPE}'")
         prices = read_table(con, "select * from marts.provider_prices")
-        ranked, speeds = rank_and_speeds(matrix, models, kv_groups, gpus, prices)
-        replace_table(con, "sizing.recommendations", ranked)
-        replace_table(con, "sizing.model_gpu_speed", speeds)
+    # sized without a connection held: the grid is the long part and needs no warehouse
+    shards = ParquetShards(fitatlas.settings.sizing_shards_dir, GRID_TABLES)
+    sized = size_catalogue(models, kv_groups, gpus, prices, sink=shards)
+    with warehouse.get_connection() as con:
+        for table in GRID_TABLES:
+            load_shards(con, f"sizing.{table}", shards, table)
+        fitting = con.execute("select count(*) filter (where fits), count(distinct gpu_id) from sizing.fit_matrix").fetchone()
+        no_speed = con.execute("select count(*) filter (where decode_tok_s is null) from sizing.model_gpu_speed").fetchone()[0]
+    common = {"models": sized.models, "sizing_signatures": sized.signatures, "chunks": sized.chunks}
     yield dg.MaterializeResult(
-        asset_key="recommendations", metadata={"rows": ranked.height, "models": ranked["model_id"].n_unique()}
+        asset_key="fit_matrix",
+        metadata={**common, "rows": sized.fit_rows, "fitting_rows": fitting[0], "gpus": fitting[1],
+                  "seconds": round(sized.seconds_fit, 2)},
+    )
+    yield dg.MaterializeResult(
+        asset_key="recommendations",
+        metadata={**common, "rows": sized.recommendation_rows, "seconds": round(sized.seconds_recommend, 2)},
     )
     yield dg.MaterializeResult(
         asset_key="model_gpu_speed",
-        metadata={
-            "rows": speeds.height,
-            "models": speeds["model_id"].n_unique(),
-            "rows_without_speed": int(speeds["decode_tok_s"].null_count()),
-        },
+        metadata={**common, "rows": sized.speed_rows, "rows_without_speed": no_speed},
     )

@@ -1,0 +1,63 @@
+"""Grid rows on their way to the warehouse: one Parquet file per chunk and table.
+
+``sizing.catalogue.size_catalogue`` hands each chunk's rows to a sink; ``ParquetShards`` writes them
+to ``<dir>/<table>/part-<n>.parquet`` (the directory is emptied first, so it holds exactly this
+run's rows), and ``load_shards`` swaps a warehouse table to the files' rows in one transaction.
+DuckDB reads the files itself, so no process holds a whole table in Python memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.warehouse import sql_string
+
+
+class ParquetShards:
+    """A ``size_catalogue`` sink writing each chunk's rows of ``tables`` under ``directory``."""
+
+    def __init__(self, directory: Path, tables: Iterable[str]):
+        self.directory = Path(directory)
+        self.tables = tuple(tables)
+        self.parts: dict[str, int] = dict.fromkeys(self.tables, 0)
+        self.schemas: dict[str, pl.Schema] = {}
+        shutil.rmtree(self.directory, ignore_errors=True)
+        for table in self.tables:
+            (self.directory / table).mkdir(parents=True)
+
+    def __call__(self, table: str, frame: pl.DataFrame) -> None:
+        if table not in self.parts:
+            raise KeyError(f"no shard directory for table {table!r} (expected one of {', '.join(self.tables)})")
+        frame.write_parquet(self.directory / table / f"part-{self.parts[table]:05d}.parquet")
+        self.parts[table] += 1
+        self.schemas.setdefault(table, frame.schema)
+
+    def files(self, table: str) -> list[Path]:
+        return sorted((self.directory / table).glob("part-*.parquet"))
+
+
+def load_shards(con: duckdb.DuckDBPyConnection, qualified_name: str, shards: ParquetShards, table: str) -> None:
+    """Replace ``qualified_name`` with the rows of ``table``'s shard files (none: an empty table of
+    the schema the sink saw, or of no columns when it saw nothing)."""
+    schema = qualified_name.split(".")[0]
+    con.execute(f"create schema if not exists {schema}")
+    files = shards.files(table)
+    con.execute("begin")
+    try:
+        if files:
+            listing = "[" + ", ".join(sql_string(f) for f in files) + "]"
+            con.execute(f"create or replace table {qualified_name} as select * from read_parquet({listing})")
+        else:
+            empty = pl.DataFrame(schema=shards.schemas.get(table, {}))
+            con.register("_empty", empty.to_arrow())
+            con.execute(f"create or replace table {qualified_name} as select * from _empty")
+            con.unregister("_empty")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
