@@ -25,7 +25,7 @@ from sizing.constants import DEFAULT_CONTEXTS, DEFAULT_GPU_COUNTS, PUBLISHED_KV_
 from sizing.cost import api_prices, breakeven_mtok_per_month
 from sizing.grid import RECOMMENDATION_COLUMNS, fit_matrix, rank_and_speeds
 from sizing.model_spec import PRECISIONS
-from sizing.signature import signatures
+from sizing.signature import shard_index_expr, signatures
 from sizing.speed_table import SPEED_COLUMNS
 
 #: signatures sized per chunk: measured on 2 cores, larger chunks gain little speed and cost memory
@@ -98,18 +98,27 @@ def size_catalogue(
     contexts: Sequence[int] = DEFAULT_CONTEXTS,
     kv_dtypes: Sequence[str] = PUBLISHED_KV_DTYPES,
     recommendation_kv_dtype: str = RECOMMENDATION_KV_DTYPE,
+    shard: tuple[int, int] | None = None,
     **workload,
 ) -> CatalogueSizing:
     """Fit matrix, recommendations and speed table of every supported model (see module doc).
     ``sink(table, frame)`` receives each chunk's rows (tables ``fit_matrix``, ``recommendations``,
-    ``model_gpu_speed``); without one they are kept in the result. ``workload``: ``input_len``,
+    ``model_gpu_speed``); without one they are kept in the result. ``shard=(i, n)`` sizes only the
+    signatures of shard ``i`` of ``n`` (``sizing.signature.shard_index``) while still reading the
+    whole catalogue for what is per model (sibling repos); the n shards together give every row
+    once. ``workload``: ``input_len``,
     ``output_len``, ``top_n``, ``itl_slo_ms``, ``utilisation`` of ``rank_and_speeds``."""
     from sizing.constants import WORKLOAD
 
     supported = models.filter(pl.col("supported"))
     members = representatives(supported, kv_groups)
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index} of {count}: expected 0 <= shard < count")
+        members = members.filter(shard_index_expr(pl.col("signature"), count) == index)
     reps = members.select("representative").unique().sort("representative").to_series().to_list()
-    result = CatalogueSizing(models=supported.height, signatures=len(reps))
+    result = CatalogueSizing(models=members.height, signatures=len(reps))
     keep = sink or (lambda name, frame: result.frames.setdefault(name, []).append(frame))
     input_len = workload.get("input_len", WORKLOAD.input_len)
     output_len = workload.get("output_len", WORKLOAD.output_len)

@@ -43,3 +43,18 @@ def signatures(models: pl.DataFrame, kv_groups: pl.DataFrame) -> pl.DataFrame:
         ids.append(row[0])
         digests.append(hashlib.sha256(payload.encode()).hexdigest())
     return pl.DataFrame({"model_id": ids, "signature": digests}, schema={"model_id": pl.Utf8, "signature": pl.Utf8})
+
+
+#: hex digits of a signature that choose its shard (60 bits: an Int64 in Polars)
+SHARD_HEX_DIGITS = 15
+
+
+def shard_index(signature: str, shards: int) -> int:
+    """The shard (0..shards-1) a signature belongs to: its first 60 bits modulo ``shards``. Models of
+    one signature always share a shard, so dedup within a shard loses nothing."""
+    return int(signature[:SHARD_HEX_DIGITS], 16) % shards
+
+
+def shard_index_expr(signature: pl.Expr, shards: int) -> pl.Expr:
+    """``shard_index`` over a column of signatures."""
+    return signature.str.slice(0, SHARD_HEX_DIGITS).str.to_integer(base=16) % shards

@@ -93,3 +93,25 @@ def test_a_synthetic_catalogue_is_all_distinct_signatures():
     assert all(s.supported for s in specs), [(s.model_id, s.reason) for s in specs if not s.supported][:3]
     models, groups = specs_to_frames(specs)
     assert signatures(models, groups)["signature"].n_unique() == len(synthetic)
+
+
+def test_shards_together_give_every_row_once_and_keep_twins_together(catalogue):
+    """n shards sized apart (as n Dask workers would) add up to the whole catalogue's rows, and the
+    twins (one signature) land in one shard. shard_index and its Polars expression agree."""
+    from sizing.signature import shard_index, shard_index_expr
+
+    models, groups, gpus, prices = catalogue
+    whole = size_catalogue(models, groups, gpus, prices)
+    parts = [size_catalogue(models, groups, gpus, prices, shard=(i, 3)) for i in range(3)]
+    assert sum(p.models for p in parts) == whole.models and sum(p.signatures for p in parts) == whole.signatures
+    for table, keys in (("fit_matrix", CONFIG_KEYS), ("recommendations", ["model_id", "rank"]),
+                        ("model_gpu_speed", ["model_id", "gpu_id", "precision"])):
+        joined = pl.concat([p.table(table) for p in parts if p.table(table).height])
+        assert _sorted(joined, keys).equals(_sorted(whole.table(table), keys)), table
+    holding = [i for i, p in enumerate(parts) if TWINS[0] in set(p.table("recommendations")["model_id"])]
+    assert holding == [i for i, p in enumerate(parts) if TWINS[1] in set(p.table("recommendations")["model_id"])]
+    sig = signatures(models.filter("supported"), groups)
+    assert sig.select(shard_index_expr(pl.col("signature"), 7)).to_series().to_list() == [
+        shard_index(s, 7) for s in sig["signature"]]
+    with pytest.raises(ValueError, match="shard 3 of 3"):
+        size_catalogue(models, groups, gpus, prices, shard=(3, 3))
