@@ -44,8 +44,17 @@ dev: $(MANIFEST)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/grid_bench.py
+# Issue 12's figures: `fitatlas bench` at 1k models with llm-analysis timed on 200 of the same cells
+# (pipelines/peer_bench.py), at 10k, then the calibration error (benchmarks/README.md). llm-analysis
+# goes in with --no-deps: its transformers==4.31 pin would replace ours (pyproject.toml, `bench`
+# extra). `fitatlas bench` replaces benchmarks/grid_bench.py here (still runnable by hand).
+bench: $(MANIFEST)
+	$(BIN)/python -c "import fire, termcolor" 2>/dev/null || $(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python -c "import importlib.metadata as m; assert m.version('llm-analysis') == '0.2.2'" 2>/dev/null \
+		|| $(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-analysis==0.2.2
+	test -f $${FITATLAS_DATA_DIR:-data}/published.duckdb || $(BIN)/fitatlas run
+	$(BIN)/fitatlas bench --models 1000 --peer-sample 200 --json
+	$(BIN)/fitatlas bench --models 10000 --json
 	$(BIN)/python benchmarks/calibrate.py
 
 snapshot: $(STAMP)
