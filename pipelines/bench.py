@@ -105,8 +105,10 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: int | None = None,
-              workers: int | None = None, out_dir: Path | None = None) -> dict:
-    """Describe and size ``n_models`` synthetic models; the figures `fitatlas bench` prints."""
+              workers: int | None = None, out_dir: Path | None = None, peer_sample: int = 0) -> dict:
+    """Describe and size ``n_models`` synthetic models; the figures `fitatlas bench` prints. With
+    ``peer_sample``, llm-analysis also sizes that many of the same cells in this process
+    (``pipelines.peer_bench``) and the report compares the time per cell."""
     from sizing.catalogue import DEFAULT_CHUNK, size_catalogue
 
     if n_models < 1:
@@ -124,7 +126,7 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
 
     sink = _ParquetSink(out_dir) if out_dir else _discard
     sized = size_catalogue(models, groups, gpus, None, chunk_size=chunk_size or DEFAULT_CHUNK, sink=sink)
-    return {
+    report = {
         "models": n_models,
         "supported": sized.models,
         "unsupported": unsupported,
@@ -141,6 +143,13 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
         "peak_rss_mb": peak_rss_mb(),
         "workers": workers,
     }
+    if peer_sample:
+        from pipelines.peer_bench import llm_analysis_cells, our_cells, per_cell_ratio
+
+        peer = llm_analysis_cells(models, gpus, sample=peer_sample)
+        report["peer"] = peer
+        report["per_cell"] = per_cell_ratio(sized.seconds_fit + sized.seconds_recommend, our_cells(models, gpus), peer)
+    return report
 
 
 def _discard(table: str, frame: pl.DataFrame) -> None:

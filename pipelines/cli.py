@@ -405,18 +405,19 @@ def _add_review_parser(sub) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipelines.bench import BenchError, run_bench
+    from pipelines.peer_bench import PeerMissing
 
     settings = Settings.from_environment()
     try:
         report = run_bench(settings.published_path, settings.snapshot_dir / "hf", args.models,
-                           chunk_size=args.chunk, workers=args.workers, out_dir=args.out)
-    except BenchError as error:
+                           chunk_size=args.chunk, workers=args.workers, out_dir=args.out, peer_sample=args.peer_sample)
+    except (BenchError, PeerMissing) as error:
         raise CliError(str(error)) from None
     if args.json:
         print(json.dumps(report))
     else:
         for key, value in report.items():
-            print(f"{key:<22} {value:,}" if isinstance(value, int) else f"{key:<22} {value}")
+            print(f"{key:<22} {value:,}" if isinstance(value, int) else f"{key:<22} {json.dumps(value) if isinstance(value, dict) else value}")
     return 0
 
 
@@ -462,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--chunk", type=int, help="signatures sized per chunk (default: sizing.catalogue.DEFAULT_CHUNK)")
     bench.add_argument("--workers", type=int, help="processes describing configs (default: the CPUs available)")
     bench.add_argument("--out", type=Path, help="write each chunk's rows as Parquet under this directory")
+    bench.add_argument("--peer-sample", type=int, default=0,
+        help="also time llm-analysis on this many of the same cells (needs `make bench`'s llm-analysis install)")
     bench.add_argument("--json", action="store_true", help="one JSON object on one line")
     bench.set_defaults(func=cmd_bench)
     return parser
