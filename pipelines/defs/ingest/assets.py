@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines.defs.ingest import freshness
-from pipelines.defs.ingest.landing import LandingReport, land_units
+from pipelines.defs.ingest.landing import NEWEST_LANDING_FIRST, LandingReport, land_units
 from pipelines.defs.ingest.live_source import (
     LiveBatch,
     Progress,
@@ -26,6 +26,7 @@ from pipelines.defs.ingest.live_source import (
 from pipelines.defs.ingest.snapshot_source import snapshot_units
 from pipelines.resources import FitAtlasResource, LiveSourcesResource, WarehouseResource
 from pipelines.settings import Settings
+from pipelines.versions import SIZING_PACKAGE, code_version, text_version, warehouse_id
 from pipelines.warehouse import WAREHOUSE_POOL
 
 RAW_SOURCES: dict[str, str] = {
@@ -37,6 +38,10 @@ RAW_SOURCES: dict[str, str] = {
     "gpu_rental_prices": "GPU instance prices in SkyPilot catalog CSV format (USD per instance-hour).",
 }
 PROGRESS_LINES = 10
+# What a raw table's rows depend on besides the source: the parsers and landing code, and the
+# config caps in sizing.constants. Raw assets run every time anyway (they look at the sources); their
+# data version is content-based (`raw_table_version`), so this only records what code landed a row.
+INGEST_CODE_VERSION = code_version("pipelines/defs/ingest", SIZING_PACKAGE / "constants.py")
 FAILURES_SHOWN = 20
 
 
@@ -70,6 +75,7 @@ def build_raw_asset(raw_table: str, description: str) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         description=description,
         deps=[freshness.source_key(raw_table)],
+        code_version=INGEST_CODE_VERSION,
     )
     def _raw(
         context: dg.AssetExecutionContext,
@@ -171,11 +177,25 @@ def _run_raw_tables(context: dg.AssetExecutionContext) -> set[str]:
 
 
 def raw_table_version(warehouse: WarehouseResource, raw_table: str) -> dg.DataVersion:
-    """Changes exactly when rows land (the table is append-only), so downstream automation can
-    tell a run that landed something from one that found nothing new."""
+    """Content, not landing time: the newest landing of each (source, location) by its file's
+    SHA-256, the row count (it grows only when new content lands: landing skips a file equal to the
+    newest landing of its location), the source's stale state as `source_freshness` publishes it
+    (stale, since when, last error), and the warehouse's identity (`pipelines.versions`). A run that
+    lands nothing keeps the version, however often it runs and whatever time it is, so nothing
+    downstream re-runs; new content, a source going stale or recovering, or a new warehouse moves it."""
     with warehouse.get_connection() as con:
-        rows, newest = con.execute(f"select count(*), max(fetched_at) from raw.{raw_table}").fetchone()
-    return dg.DataVersion(f"{rows}:{newest.isoformat() if newest else '-'}")
+        identity = warehouse_id(con)
+        rows, newest = con.execute(
+            f"""select (select count(*) from raw.{raw_table}),
+                       sha256(coalesce(string_agg(source || chr(31) || location || chr(31) || content_sha256, chr(10)
+                                                  order by source, location), ''))
+                from (select source, location, content_sha256,
+                             row_number() over (partition by source, location order by {NEWEST_LANDING_FIRST}) as recency
+                      from raw.{raw_table})
+                where recency = 1"""
+        ).fetchone()
+        state = freshness.source_state(con, raw_table)
+    return text_version(identity, raw_table, rows, newest, state.stale, state.stale_since, state.last_error)
 
 
 def _ingest_snapshot(

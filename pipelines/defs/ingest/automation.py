@@ -25,8 +25,10 @@
   `weekly_full_refresh` re-checks every raw source ignoring remembered shas and ETags.
 - `downstream_automation` gives every asset below the raw layer, except publication, the eager
   condition, with one change: a raw dependency counts as updated only when its data version
-  changed, i.e. when it landed rows. So downstream materialises when a raw table lands something,
-  and a run that found nothing new triggers nothing. Publication is left to
+  changed, i.e. when it landed rows or its source's stale state changed (the version is content-based,
+  `raw_table_version`). So downstream materialises when a raw table lands something, and a run that
+  found nothing new triggers nothing. An asset whose code version changed (a deployment that edited
+  its code or the `sizing` library) materialises too. Publication is left to
   the quality gate's approval sensor. The condition is applied as this sensor's `default_condition`
   so no other module's asset definitions change; an asset that sets its own condition keeps it.
 
@@ -249,7 +251,9 @@ def landed_or_updated_deps(raw: dg.AssetSelection) -> dg.AutomationCondition:
         (AC.newly_updated() & ~AC.executed_with_root_target()) | AC.will_be_requested()
     ).ignore(raw)
     raw_landed = AC.any_deps_match(AC.data_version_changed()).allow(raw)
-    return (updated_elsewhere | raw_landed).with_label("any_deps_updated")
+    # a deployment that changed the asset's code (its code_version, `pipelines.versions`) re-runs it
+    # too, as `fitatlas run` does: a new sizing constant must reach the published numbers
+    return (updated_elsewhere | raw_landed | AC.code_version_changed()).with_label("any_deps_updated")
 
 
 DOWNSTREAM_CONDITION = AC.eager().replace("any_deps_updated", landed_or_updated_deps(_raw_selection(*RAW_SOURCES)))

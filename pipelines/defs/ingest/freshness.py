@@ -11,8 +11,9 @@ stops the run.
   source and record (macro `latest_raw_records`), so the source's last landed rows flow on with
   their original `fetched_at` (e.g. `provider_prices.observed_at`). The raw asset still
   materializes (with `stale`, `stale_since`, `last_landed_at` and `last_error` in its metadata, and
-  a `fitatlas/stale_sources` run tag) so the run goes on and publishes; its data version does not
-  move, so downstream automation is not triggered by it.
+  a `fitatlas/stale_sources` run tag) so the run goes on and publishes. Its data version moves
+  when the source turns stale (and when it recovers, or its error changes), never for another failed
+  attempt alike: downstream re-runs once to publish the stale state, not on every failing run.
 - **Stale.** A source is stale while its latest attempt failed; `stale_since` is the first failed
   attempt after its last answered one. The WARN check `source_fresh` on each raw asset and the dbt
   mart `source_freshness` (published) say so.
