@@ -1,4 +1,10 @@
-"""Freeze each run's audited tables as a batch, and publish a batch the gate lets through."""
+"""Freeze each run's audited tables as a batch, and publish a batch the gate lets through.
+
+Versions (`pipelines.versions`): every audited table and the publication carry the batch's content
+hash (`pipelines.batches.content_hash`, the gate's own notion of "the same content") as their data
+version. The audit's code version covers the freezing code, the check code and the expectation
+suites, so a changed suite re-audits; the publication's covers the gate, the publisher and the site.
+"""
 
 import dagster as dg
 
@@ -8,9 +14,14 @@ from pipelines.gate import publish_if_allowed
 from pipelines.publishing import PublicationRefused, read_publications, site_index
 from pipelines.resources import FitAtlasResource
 from pipelines.review_ledger import register_batch
+from pipelines.versions import code_version, text_version
 from pipelines.warehouse import WAREHOUSE_POOL
 
 BATCH_TAG = "fitatlas/batch_id"
+AUDIT_CODE_VERSION = code_version(__file__, "pipelines/batches.py", "pipelines/defs/quality", "expectations")
+PUBLICATION_CODE_VERSION = code_version(
+    __file__, "pipelines/gate.py", "pipelines/publishing.py", "pipelines/review_ledger.py", "pipelines/site"
+)
 
 
 @dg.multi_asset(
@@ -20,6 +31,7 @@ BATCH_TAG = "fitatlas/batch_id"
             deps=[dg.AssetKey(table)],
             description=f"This run's `{table}`, frozen into the batch file that checks audit and publication copies.",
             kinds={"duckdb"},
+            code_version=AUDIT_CODE_VERSION,
         )
         for table in AUDITED_TABLES
     ],
@@ -41,6 +53,7 @@ def audited_batch(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource)
     for table in AUDITED_TABLES:
         yield dg.MaterializeResult(
             asset_key=audited_key(table),
+            data_version=text_version(batch.content_sha256),
             metadata={
                 "batch_id": batch.batch_id,
                 "content_sha256": batch.content_sha256,
@@ -77,6 +90,7 @@ SITE_KEY = dg.AssetKey("site")
             PUBLICATION_KEY,
             deps=[audited_key(table) for table in AUDITED_TABLES],
             kinds={"duckdb", "parquet"},
+            code_version=PUBLICATION_CODE_VERSION,
             skippable=True,  # no materialization when the batch equals the current publication
             description="Publishes a batch to data/published.duckdb (swapped in with os.replace) and "
             "data/published/current/*.parquet, when the gate allows it: every blocking check passed, or a "
@@ -86,6 +100,7 @@ SITE_KEY = dg.AssetKey("site")
             SITE_KEY,
             deps=[PUBLICATION_KEY],
             kinds={"html"},
+            code_version=PUBLICATION_CODE_VERSION,
             skippable=True,
             description="The static site BI readers open: data/published/current/site/index.html, a page per "
             "published model and per GPU (pipelines.site), built from the publication's tables alone into "
@@ -122,6 +137,7 @@ def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
     context.log.info(f"published batch {batch_id} as {published.publication_id} ({decision.reason})")
     yield dg.MaterializeResult(
         asset_key=PUBLICATION_KEY,
+        data_version=text_version(published.content_sha256),
         metadata={
             "publication_id": published.publication_id,
             "batch_id": batch_id,
@@ -135,6 +151,7 @@ def publication(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource):
     site_dir = index.parent
     yield dg.MaterializeResult(
         asset_key=SITE_KEY,
+        data_version=text_version(published.content_sha256),
         metadata={
             "publication_id": published.publication_id,
             "index": dg.MetadataValue.path(str(index)),

@@ -8,6 +8,7 @@ import polars as pl
 
 from pipelines.defs.sizing.shards import ParquetShards, load_shards
 from pipelines.resources import FitAtlasResource, WarehouseResource
+from pipelines.versions import sizing_code_version, table_version
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
 from sizing.catalogue import size_catalogue
 from sizing.constants import SIZING_BUDGET
@@ -16,10 +17,15 @@ from sizing.model_spec import specs_to_frames
 
 SIZING_GROUP = "size"
 GRID_TABLES = ("fit_matrix", "recommendations", "model_gpu_speed")
+# Code versions (pipelines.versions): this module and the whole sizing library, whose constants feed
+# every estimate; the grid also its shard loader.
+MODEL_SPECS_CODE_VERSION = sizing_code_version(__file__)
+GRID_CODE_VERSION = sizing_code_version(__file__, "pipelines/defs/sizing/shards.py")
 
 
 @dg.asset(
     deps=[dg.AssetKey(["staging", "stg_hf__model_configs"])],
+    code_version=MODEL_SPECS_CODE_VERSION,
     group_name=SIZING_GROUP,
     kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
@@ -46,6 +52,7 @@ def model_specs(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         models, kv_groups = specs_to_frames(specs)
         replace_table(con, "sizing.model_specs", models)
         replace_table(con, "sizing.model_kv_groups", kv_groups)
+        data_version = table_version(con, "sizing.model_specs", "sizing.model_kv_groups")
     unsupported = {spec.model_id: spec.reason for spec in specs if not spec.supported}
     for model_id, reason in unsupported.items():
         context.log.warning(f"{model_id}: unsupported, because {reason}")
@@ -54,6 +61,7 @@ def model_specs(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         context.log.warning(f"{model_id}: checkpoint precision contradicts the repo's files: {conflict}")
     sources = Counter(str(spec.checkpoint_precision_source) for spec in specs if spec.supported)
     return dg.MaterializeResult(
+        data_version=data_version,
         metadata={
             "models": len(specs),
             "supported": len(specs) - len(unsupported),
@@ -83,6 +91,7 @@ GRID_INPUTS = [dg.AssetKey("models"), dg.AssetKey("gpus"), dg.AssetKey("model_sp
         dg.AssetSpec(
             "fit_matrix",
             deps=GRID_INPUTS,
+            code_version=GRID_CODE_VERSION,
             description="Model x GPU x precision x GPU count x context x KV dtype: memory breakdown per GPU, "
             "headroom, fit class and concurrency (sizing.grid.fit_matrix).",
             kinds={"python", "polars", "duckdb"},
@@ -90,6 +99,7 @@ GRID_INPUTS = [dg.AssetKey("models"), dg.AssetKey("gpus"), dg.AssetKey("model_sp
         dg.AssetSpec(
             "recommendations",
             deps=GRID_INPUTS,
+            code_version=GRID_CODE_VERSION,
             description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
             "compared with the cheapest API price (sizing.grid.recommendations).",
             kinds={"python", "polars", "duckdb"},
@@ -97,6 +107,7 @@ GRID_INPUTS = [dg.AssetKey("models"), dg.AssetKey("gpus"), dg.AssetKey("model_sp
         dg.AssetSpec(
             "model_gpu_speed",
             deps=GRID_INPUTS,
+            code_version=GRID_CODE_VERSION,
             description="Per model x GPU x precision that fits: the fewest-GPU valid configuration with its "
             "max and SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the "
             "same evaluation as recommendations).",
@@ -121,17 +132,21 @@ def sizing_grid(fitatlas: FitAtlasResource, warehouse: WarehouseResource):
             load_shards(con, f"sizing.{table}", shards, table)
         fitting = con.execute("select count(*) filter (where fits), count(distinct gpu_id) from sizing.fit_matrix").fetchone()
         no_speed = con.execute("select count(*) filter (where decode_tok_s is null) from sizing.model_gpu_speed").fetchone()[0]
+        versions = {table: table_version(con, f"sizing.{table}") for table in GRID_TABLES}
     common = {"models": sized.models, "sizing_signatures": sized.signatures, "chunks": sized.chunks}
     yield dg.MaterializeResult(
         asset_key="fit_matrix",
+        data_version=versions["fit_matrix"],
         metadata={**common, "rows": sized.fit_rows, "fitting_rows": fitting[0], "gpus": fitting[1],
                   "seconds": round(sized.seconds_fit, 2)},
     )
     yield dg.MaterializeResult(
         asset_key="recommendations",
+        data_version=versions["recommendations"],
         metadata={**common, "rows": sized.recommendation_rows, "seconds": round(sized.seconds_recommend, 2)},
     )
     yield dg.MaterializeResult(
         asset_key="model_gpu_speed",
+        data_version=versions["model_gpu_speed"],
         metadata={**common, "rows": sized.speed_rows, "rows_without_speed": no_speed},
     )

@@ -11,6 +11,7 @@ import dagster as dg
 
 from pipelines.resources import WarehouseResource
 from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR
+from pipelines.versions import sizing_code_version, table_version
 from pipelines.warehouse import WAREHOUSE_POOL, replace_table
 from sizing.calibration import calibration_table, error_summary, load_measurements, load_specs
 
@@ -22,9 +23,12 @@ MEASUREMENT_FILES = (
     REPO_ROOT / "benchmarks" / "measurements" / "serving_measurements_extra.csv",
 )
 CONFIG_DIR = SNAPSHOT_DIR / "hf"
+# No upstream asset: what it reads is files, so they are part of its code version with the library.
+CALIBRATION_CODE_VERSION = sizing_code_version(__file__, *MEASUREMENT_FILES, CONFIG_DIR)
 
 
 @dg.asset(
+    code_version=CALIBRATION_CODE_VERSION,
     group_name=SIZING_GROUP,
     kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
@@ -38,8 +42,10 @@ def calibration(warehouse: WarehouseResource) -> dg.MaterializeResult:
     table = calibration_table(measurements, load_specs(CONFIG_DIR))
     with warehouse.get_connection() as con:
         replace_table(con, "sizing.calibration", table)
+        data_version = table_version(con, "sizing.calibration")
     held = error_summary(table).row(0, named=True)
     return dg.MaterializeResult(
+        data_version=data_version,
         metadata={
             "rows": table.height,
             "measurements": measurements.height,

@@ -9,8 +9,13 @@ from pipelines.changes import model_changes as build_model_changes
 from pipelines.defs.sizing.assets import SIZING_GROUP
 from pipelines.resources import FitAtlasResource, WarehouseResource
 from pipelines.settings import Settings
+from pipelines.versions import sizing_code_version, table_version
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
 from sizing.workloads import workload_costs as build_workload_costs
+
+# Both read this run's side as the batch will publish it (pipelines.batches.AUDITED_SOURCES); the
+# changes follow pipelines.changes.
+READER_TABLES_CODE_VERSION = sizing_code_version(__file__, "pipelines/batches.py", "pipelines/changes.py")
 
 
 def _as_frozen(table: str) -> str:
@@ -29,6 +34,7 @@ _CURRENT = {
 
 @dg.asset(
     deps=[dg.AssetKey("recommendations"), dg.AssetKey("provider_prices")],
+    code_version=READER_TABLES_CODE_VERSION,
     group_name=SIZING_GROUP,
     kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
@@ -41,7 +47,9 @@ def workload_costs(warehouse: WarehouseResource) -> dg.MaterializeResult:
         prices = read_table(con, _CURRENT["provider_prices"])
         costs = build_workload_costs(recommendations, prices)
         replace_table(con, "sizing.workload_costs", costs)
+        data_version = table_version(con, "sizing.workload_costs")
     return dg.MaterializeResult(
+        data_version=data_version,
         metadata={
             "rows": costs.height,
             "models": costs["model_id"].n_unique(),
@@ -89,6 +97,7 @@ def previous_publication(settings: Settings) -> tuple[PublishedTables | None, st
         dg.AssetKey("recommendations"),
         dg.AssetKey("model_gpu_speed"),
     ],
+    code_version=READER_TABLES_CODE_VERSION,
     group_name=SIZING_GROUP,
     kinds={"python", "polars", "duckdb"},
     pool=WAREHOUSE_POOL,
@@ -102,7 +111,9 @@ def model_changes(warehouse: WarehouseResource, fitatlas: FitAtlasResource) -> d
         current = PublishedTables(**{name: read_table(con, query) for name, query in _CURRENT.items()})
         changes = build_model_changes(current, previous, previous_id)
         replace_table(con, "sizing.model_changes", changes)
+        data_version = table_version(con, "sizing.model_changes")
     return dg.MaterializeResult(
+        data_version=data_version,
         metadata={
             "rows": changes.height,
             "previous_publication_id": previous_id or "none (first publication)",
