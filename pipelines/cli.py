@@ -57,24 +57,43 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_pipeline(settings, log_level: str) -> int:
+    """Land every source, then materialise only what is stale below them (`pipelines.rerun`)."""
     prepare_dagster_home()
     import dagster as dg
 
     from pipelines.definitions import FULL_PIPELINE, build_definitions
+    from pipelines.rerun import run_stale
     from pipelines.settings import Cadence
 
     defs = build_definitions(settings, Cadence.from_environment())
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(FULL_PIPELINE).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
+        outcome = run_stale(
+            defs, instance, settings, job=FULL_PIPELINE,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            say=lambda line: print(line, flush=True),
         )
-    print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} (Dagster instance: {os.environ['DAGSTER_HOME']})")
-    _print_gate_outcome(settings, result.run_id)
+    if outcome.downstream is not None:
+        result = outcome.downstream
+        print(f"run {result.run_id}: {'success' if result.success else 'FAILED'} (Dagster instance: {os.environ['DAGSTER_HOME']})")
+        _print_gate_outcome(settings, result.run_id)
+    elif outcome.plan is not None:
+        _print_current_publication(settings)
     print_summary(settings.published_path)
     _print_site(settings)
-    return 0 if result.success else 1
+    return 0 if outcome.success else 1
+
+
+def _print_current_publication(settings) -> None:
+    """After a run that published nothing because nothing was stale: what BI still sees."""
+    from pipelines.publishing import read_publications
+
+    history = read_publications(settings.published_path)
+    if history:
+        current = history[-1]
+        print(
+            f"unchanged: nothing new to publish; the current publication is {current['publication_id']} "
+            f"(batch {current['batch_id']}, content sha256 {current['content_sha256']})"
+        )
 
 
 def _print_site(settings) -> None:
