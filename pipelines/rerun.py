@@ -19,6 +19,8 @@ A run is two Dagster runs of the `full_pipeline` job, under the one warehouse lo
      the content of the latest audited batch. A batch whose content BI already sees materialises no
      publication, so Dagster's resolver would call it stale for ever; one BI does not see (held,
      refused, failed, rolled back) is tried again;
+   - `model_changes` diffs against the publication BI reads, which is not upstream of it: when the
+     audit runs and BI reads another publication than the one it compared with, it runs first;
    - the resolver looks one edge up, so everything downstream of a stale asset is selected too, and
      the audit, its checks and the publication go together (the publication publishes the batch its
      own run froze), as do the assets of a multi-asset that cannot run apart.
@@ -48,6 +50,8 @@ RUN_PART_TAG = "fitatlas/run_part"
 INGEST_RUN_TAG = "fitatlas/ingest_run"
 RAW_KEYS = frozenset(raw_asset_key(table) for table in RAW_SOURCES)
 PUBLISH_KEYS = frozenset({PUBLICATION_KEY, SITE_KEY})
+MODEL_CHANGES = dg.AssetKey("model_changes")
+NO_PUBLICATION = "none (first publication)"  # model_changes' previous_publication_id metadata before any
 
 
 def _audited_keys(asset_graph) -> set[dg.AssetKey]:
@@ -185,6 +189,29 @@ def _metadata_text(value: Any) -> str:
     return str(getattr(value, "value", value) or "")
 
 
+def _publication_readers(
+    instance, settings: Settings, selected: set[dg.AssetKey], asset_graph, causes: dict[dg.AssetKey, list[str]]
+) -> set[dg.AssetKey]:
+    """`model_changes` compares with the publication BI reads, which is no asset upstream of it (the
+    publication is downstream). Its table only reaches BI through a batch, so when the audit runs and
+    the publication moved since `model_changes` ran, it runs again first (the model_changes suite
+    requires the diff against the current publication); when nothing is audited, it waits."""
+    from pipelines.publishing import read_publications
+
+    if MODEL_CHANGES in selected or not selected & _audited_keys(asset_graph):
+        return set()
+    record = instance.get_latest_materialization_event(MODEL_CHANGES)
+    if record is None:
+        return set()
+    compared = _metadata_text(record.asset_materialization.metadata.get("previous_publication_id"))
+    history = read_publications(settings.published_path)
+    current = history[-1]["publication_id"] if history else NO_PUBLICATION
+    if compared == current:
+        return set()
+    causes.setdefault(MODEL_CHANGES, []).append(f"it compares with publication {compared}; BI now reads {current}")
+    return {MODEL_CHANGES}
+
+
 def plan_stale(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> Plan:
     """The assets below the raw layer the next run must materialise (module docstring)."""
     asset_graph = defs.resolve_asset_graph()
@@ -204,6 +231,7 @@ def plan_stale(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Set
         selected = set(dg.AssetSelection.assets(*causes).downstream().resolve(asset_graph)) & candidates
         if selected & (PUBLISH_KEYS | _audited_keys(asset_graph)):
             selected |= PUBLISH_KEYS | _audited_keys(asset_graph)
+        selected |= _publication_readers(instance, settings, selected, asset_graph, causes)
         selected = set(dg.AssetSelection.assets(*selected).required_multi_asset_neighbors().resolve(asset_graph))
     groups = {key: asset_graph.get(key).group_name or "default" for key in candidates}
     order = {key: index for index, key in enumerate(asset_graph.toposorted_asset_keys)}  # upstream first
