@@ -53,3 +53,21 @@ def live_resources(environ: Mapping[str, str]) -> dict[str, object]:
 def run_live(environ: Mapping[str, str], instance: dg.DagsterInstance, job: str = FULL_PIPELINE, **execute: Any) -> dg.ExecuteInProcessResult:
     """`job` in live mode configured by `environ`, as `fitatlas run` with that environment would."""
     return run_job(Settings.from_environment(environ), instance, job, environ=environ, **execute)
+
+
+def with_code_version(defs: dg.Definitions, key: dg.AssetKey, code_version: str) -> dg.Definitions:
+    """`defs` with one asset's code version replaced, as a deployment that changed its code would
+    have it (a multi-asset's other assets keep theirs); everything else is the same objects."""
+    original = defs.get_assets_def(key)
+    bumped = original.map_asset_specs(
+        lambda spec: spec.replace_attributes(code_version=code_version) if spec.key == key else spec
+    )
+    return dg.Definitions(
+        assets=[bumped if asset is original else asset for asset in defs.assets or ()],
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        sensors=defs.sensors,
+        schedules=defs.schedules,
+        resources=defs.resources,
+        executor=defs.executor,
+    )
