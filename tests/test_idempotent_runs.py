@@ -1,8 +1,10 @@
 """Two real `fitatlas run`s in a row, in a data directory whose path holds a quote and a space.
 
-The first publishes; the second, on unchanged sources, freezes a batch with the same content hash
-and publishes nothing new, saying so on the CLI and in the `publication` asset's metadata. Every
-path reaches SQL quoted (ATTACH, COPY ... TO), so the quote in the path breaks nothing.
+The first publishes; the second, on unchanged sources, lands nothing, finds nothing stale below the
+raw layer (`pipelines.rerun`), freezes no batch and publishes nothing, saying so on the CLI. Every
+path reaches SQL quoted (ATTACH, COPY ... TO), so the quote in the path breaks nothing. (A batch
+whose content equals the current publication's, frozen because something upstream was re-run, is
+not published again: tests/test_rerun_staleness.py.)
 
 The CLI runs as a subprocess and reads its settings from the environment (its interface, set with
 `env=`); the test reads the results in-process with `Settings.for_data_dir` of the same data dir and
@@ -82,40 +84,37 @@ def test_a_data_dir_with_a_quote_and_a_space_publishes(two_runs):
 
 def test_an_unchanged_second_run_publishes_nothing_and_says_so(two_runs):
     settings = two_runs["settings"]
-    first_batch, second_batch = run_id_of(two_runs["first"]), run_id_of(two_runs["second"])
-    first, second = get_batch(settings, first_batch), get_batch(settings, second_batch)
-    assert second.content_sha256 == first.content_sha256  # same content, same hash, across two runs
-    assert second.status == "passed"  # every check passed; there was just nothing new to publish
+    first_batch = run_id_of(two_runs["first"])
+    second = two_runs["second"].stdout
     history = read_publications(settings.published_path)
     assert len(history) == 1 and history[0]["batch_id"] == first_batch
+    assert "nothing new landed" in second and "nothing stale below the raw layer" in second
     assert (
-        f"unchanged: batch {second_batch} has exactly the content of the current publication "
-        f"{history[0]['publication_id']} (content sha256 {first.content_sha256}); nothing new published"
-    ) in two_runs["second"].stdout
+        f"unchanged: nothing new to publish; the current publication is {history[0]['publication_id']} "
+        f"(batch {first_batch}, content sha256 {get_batch(settings, first_batch).content_sha256})"
+    ) in second
+    assert not any(line.startswith("run ") for line in second.splitlines())  # no batch was frozen
+    assert [b.batch_id for b in list_batches(settings)] == [first_batch]
     assert settings.published_path.read_bytes() == two_runs["published_after_first"]
     assert len(list((settings.data_dir / "publications").glob("*.duckdb"))) == 1
-    # nothing for the approval sensor to do either: the same content is never published twice
-    assert not decide(settings, second_batch).allowed or second.content_sha256 == history[-1]["content_sha256"]
 
 
-def test_the_publication_asset_says_unchanged_in_its_metadata(two_runs):
-    second_batch = run_id_of(two_runs["second"])
+def test_the_second_run_leaves_the_publication_asset_alone(two_runs):
+    first_batch = run_id_of(two_runs["first"])
     # the instance the CLI runs wrote to, opened from its directory (the CLI's DAGSTER_HOME)
     with dg.DagsterInstance.from_config(str(two_runs["dagster_home"])) as instance:
-        records = instance.fetch_observations(dg.AssetKey("publication"), limit=10).records
-        metadata = [r.asset_observation.metadata for r in records if r.run_id == second_batch]
+        observed = instance.fetch_observations(dg.AssetKey("publication"), limit=10).records
         materialized = instance.fetch_materializations(dg.AssetKey("publication"), limit=10).records
-    assert len(metadata) == 1
-    assert metadata[0]["published"].value is False
-    assert metadata[0]["unchanged_since"].value == read_publications(two_runs["settings"].published_path)[0]["publication_id"]
-    assert [r.run_id for r in materialized] == [run_id_of(two_runs["first"])]
+    assert observed == []
+    assert [r.run_id for r in materialized] == [first_batch]
 
 
 def test_the_hash_is_sensitive_to_a_real_content_change(two_runs, tmp_path):
     settings = two_runs["settings"]
-    second_batch = run_id_of(two_runs["second"])
-    original = batch_path(settings, second_batch)
-    assert batch_content_hash(original) == get_batch(settings, second_batch).content_sha256
+    first_batch = run_id_of(two_runs["first"])
+    original = batch_path(settings, first_batch)
+    assert batch_content_hash(original) == get_batch(settings, first_batch).content_sha256
+    assert decide(settings, first_batch).allowed is False  # already published: never twice
     changed = tmp_path / "changed.duckdb"
     changed.write_bytes(original.read_bytes())
     con = duckdb.connect(str(changed))
@@ -125,4 +124,3 @@ def test_the_hash_is_sensitive_to_a_real_content_change(two_runs, tmp_path):
     finally:
         con.close()
     assert batch_content_hash(changed) != batch_content_hash(original)
-    assert {b.batch_id for b in list_batches(settings)} == {run_id_of(two_runs["first"]), second_batch}

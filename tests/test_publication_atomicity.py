@@ -331,8 +331,9 @@ def test_two_runs_at_once_both_finish_in_turn_without_duplicate_publication(tmp_
     settings = settings_for(data_dir)
     history = read_publications(settings.published_path)
     batches = [row["batch_id"] for row in history]
-    # The second run's batch has the first's content: it is not published again, and says so.
+    # The second run finds nothing changed (pipelines.rerun): it freezes no batch, publishes nothing
+    # again, and says so.
     assert len(batches) == 1
-    assert "unchanged: batch" in second_out and "nothing new published" in second_out
+    assert "nothing stale below the raw layer" in second_out and "unchanged: nothing new to publish" in second_out
     assert published_hash(settings) == get_batch(settings, batches[-1]).content_sha256
     assert parquet_hash(settings) == history[-1]["content_sha256"]
