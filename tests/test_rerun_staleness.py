@@ -31,13 +31,14 @@ from dagster._core.events import DagsterEventType
 from pipeline_runs import definitions_for, with_code_version
 from review_keys import cli_environment
 
+from pipelines.dbt_project import fitatlas_dbt_project
 from pipelines.definitions import FULL_PIPELINE
 from pipelines.defs.ingest.assets import RAW_SOURCES, raw_asset_key
 from pipelines.defs.ingest.freshness import source_key
 from pipelines.publishing import read_publications
 from pipelines.rerun import run_stale
 from pipelines.review_ledger import get_batch
-from pipelines.settings import REPO_ROOT, SNAPSHOT_DIR, Settings
+from pipelines.settings import DBT_PROJECT_DIR, REPO_ROOT, SNAPSHOT_DIR, Settings
 from pipelines.warehouse import warehouse_lock
 
 pytestmark = pytest.mark.integration
@@ -143,9 +144,25 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
 
 
-def test_every_asset_below_the_sources_declares_a_code_version(story):
-    graph = story["graph"]
+def test_every_asset_below_the_sources_declares_a_code_version(tmp_path):
+    graph = definitions_for(Settings.for_data_dir(tmp_path / "data")).resolve_asset_graph()
     assert [key for key in graph.materializable_asset_keys if not graph.get(key).code_version] == []
+
+
+def test_a_dbt_model_code_version_follows_its_sql_and_its_yaml(tmp_path):
+    """What `fitatlas run` compares for a dbt model: its SQL and the YAML that configures it (a model
+    edited in either re-runs with its downstream, as the code-version bump above does)."""
+    from pipelines.defs.transform.dbt_assets import TRANSLATOR
+
+    props = json.loads(Path(fitatlas_dbt_project.manifest_path).read_text())["nodes"]["model.fitatlas.gpus"]
+    version = TRANSLATOR.get_code_version(props)
+    graph = definitions_for(Settings.for_data_dir(tmp_path / "data")).resolve_asset_graph()
+    assert graph.get(dg.AssetKey("gpus")).code_version == version
+    assert TRANSLATOR.get_code_version({**props, "raw_code": props["raw_code"] + "\n-- edited"}) != version
+    edited = tmp_path / "gpus.yml"
+    edited.write_text((DBT_PROJECT_DIR / "models" / "marts" / "gpus.yml").read_text() + "\n# edited\n")
+    assert TRANSLATOR.get_code_version({**props, "patch_path": f"fitatlas://{os.path.relpath(edited, DBT_PROJECT_DIR)}"}) != version
+    assert TRANSLATOR.get_code_version({**props, "patch_path": "fitatlas://models/marts/gpus.yml"}) == version
 
 
 def test_an_unchanged_run_materialises_only_the_ingest_assets(story):
