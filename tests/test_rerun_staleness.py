@@ -84,11 +84,19 @@ def cli_run(settings: Settings, dagster_home: Path) -> Stage:
     return Stage(done.stdout, done.returncode, ingest, stale, _runs(dagster_home), read_publications(settings.published_path))
 
 
+def asset_graph(defs: dg.Definitions):
+    """The resolved asset graph. Resolving reads the current instance's defs-state storage (a context
+    variable an entered instance sets); without a live one here, an earlier test's disposed instance
+    can be left current ("undefined DagsterInstance weakref"), as test_code_location does it."""
+    with dg.instance_for_test():
+        return defs.resolve_asset_graph()
+
+
 def bumped_code_version_run(settings: Settings, dagster_home: Path) -> Stage:
     """What `fitatlas run` does, with `calibration`'s code version changed (as a deployment that
     edited its module would have it)."""
     defs = definitions_for(settings)
-    bumped = with_code_version(defs, CALIBRATION, defs.resolve_asset_graph().get(CALIBRATION).code_version + "-bumped")
+    bumped = with_code_version(defs, CALIBRATION, asset_graph(defs).get(CALIBRATION).code_version + "-bumped")
     lines: list[str] = []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance, warehouse_lock(settings.data_dir, holder="test"):
         outcome = run_stale(bumped, instance, settings, job=FULL_PIPELINE, say=lines.append)
@@ -140,12 +148,12 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {
         "settings": settings, "home": home, "stages": stages,
         "published_after_first": published_after_first, "published_after_unchanged": published_after_unchanged,
-        "graph": definitions_for(settings).resolve_asset_graph(),
+        "graph": asset_graph(definitions_for(settings)),
     }
 
 
 def test_every_asset_below_the_sources_declares_a_code_version(tmp_path):
-    graph = definitions_for(Settings.for_data_dir(tmp_path / "data")).resolve_asset_graph()
+    graph = asset_graph(definitions_for(Settings.for_data_dir(tmp_path / "data")))
     assert [key for key in graph.materializable_asset_keys if not graph.get(key).code_version] == []
 
 
@@ -156,7 +164,7 @@ def test_a_dbt_model_code_version_follows_its_sql_and_its_yaml(tmp_path):
 
     props = json.loads(Path(fitatlas_dbt_project.manifest_path).read_text())["nodes"]["model.fitatlas.gpus"]
     version = TRANSLATOR.get_code_version(props)
-    graph = definitions_for(Settings.for_data_dir(tmp_path / "data")).resolve_asset_graph()
+    graph = asset_graph(definitions_for(Settings.for_data_dir(tmp_path / "data")))
     assert graph.get(dg.AssetKey("gpus")).code_version == version
     assert TRANSLATOR.get_code_version({**props, "raw_code": props["raw_code"] + "\n-- edited"}) != version
     edited = tmp_path / "gpus.yml"
