@@ -35,7 +35,6 @@ the page it came from, source `hf_model_listing`), their failures in `raw.ingest
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,16 +282,7 @@ def parse_listing_page(
 
 
 def _json_list(content: bytes, location: str) -> list[Any]:
-    try:
-        document = json.loads(content.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise SourceFormatError(location, "listing page is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        looks_html = content.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
-        reason = "an HTML page, not a model listing (error or login page?)" if looks_html else f"malformed JSON: {error.msg}"
-        raise SourceFormatError(location, reason) from None
-    except (RecursionError, ValueError) as error:
-        raise SourceFormatError(location, f"unreadable JSON: {type(error).__name__}") from None
+    document = formats.read_json(content, location, "a model listing")
     if not isinstance(document, list):
         raise SourceFormatError(location, f"expected a JSON list of models, got {type(document).__name__}")
     return document

@@ -45,7 +45,7 @@ Parser = Callable[[bytes, str], ParsedFile]
 LITELLM_DOCUMENTATION_KEY = "sample_spec"
 
 
-def _text(content: bytes, location: str) -> str:
+def _text(content: bytes, location: str, what: str = "the data file") -> str:
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -53,12 +53,14 @@ def _text(content: bytes, location: str) -> str:
     if not text.strip():
         raise SourceFormatError(location, "empty file")
     if text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
-        raise SourceFormatError(location, "an HTML page, not the data file (error or login page?)")
+        raise SourceFormatError(location, f"an HTML page, not {what} (error or login page?)")
     return text
 
 
-def _json(content: bytes, location: str) -> Any:
-    text = _text(content, location)
+def read_json(content: bytes, location: str, what: str = "the data file") -> Any:
+    """Untrusted JSON from a source: UTF-8 text, not an HTML error page, parseable within Python's
+    limits; anything else is a `SourceFormatError` naming ``location`` and the reason."""
+    text = _text(content, location, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -85,7 +87,7 @@ def _config_json_object(content: bytes, location: str) -> dict[str, Any]:
 
 
 def _json_object(content: bytes, location: str) -> dict[str, Any]:
-    document = _json(content, location)
+    document = read_json(content, location)
     if not isinstance(document, dict):
         raise SourceFormatError(location, f"expected a JSON object, got {type(document).__name__}")
     return document
@@ -259,7 +261,7 @@ def parse_genai_prices_json(content: bytes, location: str) -> ParsedFile:
     identity and the model entry unchanged (prices stay USD per million tokens, possibly as a list
     of time/tier-constrained prices).
     """
-    document = _json(content, location)
+    document = read_json(content, location)
     if not isinstance(document, list):
         raise SourceFormatError(location, f"expected a JSON list of providers, got {type(document).__name__}")
     records: list[RawRecord] = []

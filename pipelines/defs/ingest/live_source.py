@@ -420,17 +420,7 @@ def hf_model_unit(
 
 def parse_model_info(content: bytes, location: str) -> ModelInfo:
     """Read the Hub's model info JSON; raise `SourceFormatError` for anything else (an HTML page...)."""
-    try:
-        document = json.loads(content.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise SourceFormatError(location, "model info is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        looks_html = content.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
-        reason = "an HTML page, not model info JSON (error or login page?)" if looks_html else f"malformed JSON: {error.msg}"
-        raise SourceFormatError(location, reason) from None
-    except (RecursionError, ValueError) as error:  # nesting past the parser's limit, a 5,000-digit number
-        reason = "JSON nested deeper than the parser's recursion limit" if isinstance(error, RecursionError) else f"unreadable JSON: {str(error)[:200]}"
-        raise SourceFormatError(location, reason) from None
+    document = formats.read_json(content, location, "model info JSON")
     if not isinstance(document, dict):
         raise SourceFormatError(location, f"expected a JSON object, got {type(document).__name__}")
     sha = document.get("sha")
