@@ -11,9 +11,12 @@ export GX_ANALYTICS_ENABLED := false
 .PHONY: install dbt-prepare run test test-fast lint dev bench snapshot clean
 
 # The venv is rebuilt only when pyproject.toml changes.
+# llm-analysis (the peer `make bench` and tests/test_peer_bench.py compare with) pins a transformers
+# the oracle cannot use; it imports transformers only to fetch configs, so it goes in without its deps.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-analysis==0.2.2
 	touch $(STAMP)
 
 install: $(STAMP)
