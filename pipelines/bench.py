@@ -15,7 +15,6 @@ import resource
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -27,12 +26,6 @@ DESCRIBE_TASK = 1000
 
 class BenchError(ValueError):
     """The bench cannot run (no publication to take GPUs from, bad arguments)."""
-
-
-@dataclass(frozen=True)
-class BenchInputs:
-    bases: list  # sizing.synthetic.BaseConfig, one per distinct signature
-    gpus: pl.DataFrame
 
 
 def published_gpus(published_path: Path) -> pl.DataFrame:
@@ -109,6 +102,7 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
     """Describe and size ``n_models`` synthetic models; the figures `fitatlas bench` prints. With
     ``peer_sample``, llm-analysis also sizes that many of the same cells in this process
     (``pipelines.peer_bench``) and the report compares the time per cell."""
+    from pipelines.defs.sizing.shards import GRID_TABLES, ParquetShards
     from sizing.catalogue import DEFAULT_CHUNK, size_catalogue
 
     if n_models < 1:
@@ -124,7 +118,7 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
     del parts
     seconds_describe = time.perf_counter() - started
 
-    sink = _ParquetSink(out_dir) if out_dir else _discard
+    sink = ParquetShards(out_dir, GRID_TABLES) if out_dir else _discard
     sized = size_catalogue(models, groups, gpus, None, chunk_size=chunk_size or DEFAULT_CHUNK, sink=sink)
     report = {
         "models": n_models,
@@ -154,18 +148,3 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
 
 def _discard(table: str, frame: pl.DataFrame) -> None:
     """A sink that keeps nothing: the bench counts rows, it does not store them."""
-
-
-class _ParquetSink:
-    """Each chunk's rows to ``<out_dir>/<table>/part-<n>.parquet`` (what a sharded run writes)."""
-
-    def __init__(self, out_dir: Path):
-        self.out_dir = Path(out_dir)
-        self.parts: dict[str, int] = {}
-
-    def __call__(self, table: str, frame: pl.DataFrame) -> None:
-        n = self.parts.get(table, 0)
-        target = self.out_dir / table
-        target.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(target / f"part-{n:05d}.parquet")
-        self.parts[table] = n + 1

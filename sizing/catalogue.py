@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from sizing.checkpoints import checkpoint_columns
-from sizing.constants import DEFAULT_CONTEXTS, DEFAULT_GPU_COUNTS, PUBLISHED_KV_DTYPES, RECOMMENDATION_KV_DTYPE
+from sizing.constants import (
+    DEFAULT_CONTEXTS,
+    DEFAULT_GPU_COUNTS,
+    PUBLISHED_KV_DTYPES,
+    RECOMMENDATION_KV_DTYPE,
+    WORKLOAD,
+)
 from sizing.cost import api_prices, breakeven_mtok_per_month
 from sizing.grid import RECOMMENDATION_COLUMNS, fit_matrix, rank_and_speeds
 from sizing.model_spec import PRECISIONS
@@ -106,10 +112,8 @@ def size_catalogue(
     ``model_gpu_speed``); without one they are kept in the result. ``shard=(i, n)`` sizes only the
     signatures of shard ``i`` of ``n`` (``sizing.signature.shard_index``) while still reading the
     whole catalogue for what is per model (sibling repos); the n shards together give every row
-    once. ``workload``: ``input_len``,
-    ``output_len``, ``top_n``, ``itl_slo_ms``, ``utilisation`` of ``rank_and_speeds``."""
-    from sizing.constants import WORKLOAD
-
+    once. ``workload``: ``input_len``, ``output_len``, ``top_n``, ``itl_slo_ms``, ``utilisation`` of
+    ``rank_and_speeds``."""
     supported = models.filter(pl.col("supported"))
     members = representatives(supported, kv_groups)
     if shard is not None:

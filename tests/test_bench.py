@@ -53,6 +53,8 @@ def reference():
 
 
 def test_the_report_counts_what_one_whole_grid_gives(data_dir, reference, tmp_path):
+    (tmp_path / "rows").mkdir()
+    (tmp_path / "rows" / "notes.txt").write_text("the reader's own file")
     done = bench(data_dir, "--models", str(N), "--chunk", "7", "--workers", "2", "--json", "--out", str(tmp_path / "rows"))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -67,6 +69,7 @@ def test_the_report_counts_what_one_whole_grid_gives(data_dir, reference, tmp_pa
     written = pl.scan_parquet(tmp_path / "rows" / "fit_matrix" / "*.parquet").select(pl.len()).collect().item()
     assert written == fit_rows
     assert len(list((tmp_path / "rows" / "recommendations").glob("part-*.parquet"))) == report["chunks"]
+    assert (tmp_path / "rows" / "notes.txt").read_text() == "the reader's own file"  # only the table folders are replaced
 
 
 def test_without_a_publication_it_says_what_to_run(tmp_path):

@@ -6,7 +6,7 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from pipelines.defs.sizing.shards import ParquetShards, load_shards
+from pipelines.defs.sizing.shards import GRID_TABLES, ParquetShards, load_shards
 from pipelines.resources import FitAtlasResource, WarehouseResource
 from pipelines.versions import sizing_code_version, table_version
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
@@ -16,7 +16,6 @@ from sizing.isolation import SizingInput, describe_isolated
 from sizing.model_spec import specs_to_frames
 
 SIZING_GROUP = "size"
-GRID_TABLES = ("fit_matrix", "recommendations", "model_gpu_speed")
 # Code versions (pipelines.versions): this module and the whole sizing library, whose constants feed
 # every estimate; the grid also its shard loader.
 MODEL_SPECS_CODE_VERSION = sizing_code_version(__file__)

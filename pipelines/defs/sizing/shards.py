@@ -1,8 +1,8 @@
 """Grid rows on their way to the warehouse: one Parquet file per chunk and table.
 
 ``sizing.catalogue.size_catalogue`` hands each chunk's rows to a sink; ``ParquetShards`` writes them
-to ``<dir>/<table>/part-<n>.parquet`` (the directory is emptied first, so it holds exactly this
-run's rows), and ``load_shards`` swaps a warehouse table to the files' rows in one transaction.
+to ``<dir>/<table>/part-<n>.parquet`` (each table's directory is emptied first, so it holds exactly
+this run's rows; nothing else under ``<dir>`` is touched), and ``load_shards`` swaps a warehouse table to the files' rows in one transaction.
 DuckDB reads the files itself, so no process holds a whole table in Python memory.
 """
 
@@ -17,6 +17,9 @@ import polars as pl
 
 from pipelines.warehouse import sql_string
 
+#: the tables sizing.catalogue.size_catalogue hands to its sink
+GRID_TABLES = ("fit_matrix", "recommendations", "model_gpu_speed")
+
 
 class ParquetShards:
     """A ``size_catalogue`` sink writing each chunk's rows of ``tables`` under ``directory``."""
@@ -26,8 +29,8 @@ class ParquetShards:
         self.tables = tuple(tables)
         self.parts: dict[str, int] = dict.fromkeys(self.tables, 0)
         self.schemas: dict[str, pl.Schema] = {}
-        shutil.rmtree(self.directory, ignore_errors=True)
         for table in self.tables:
+            shutil.rmtree(self.directory / table, ignore_errors=True)
             (self.directory / table).mkdir(parents=True)
 
     def __call__(self, table: str, frame: pl.DataFrame) -> None:
