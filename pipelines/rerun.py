@@ -96,17 +96,42 @@ def _describe(cause) -> str:
 
 
 def _resolver_causes(instance, asset_graph, candidates: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:
-    from dagster._core.definitions.data_version import StaleStatus
-
     resolver = _stale_status_resolver(instance, asset_graph)
     causes: dict[dg.AssetKey, list[str]] = {}
     for key in candidates:
-        status = resolver.get_status(key)
-        if status == StaleStatus.MISSING:
-            causes[key] = ["never materialised"]
-        elif status == StaleStatus.STALE:
-            causes[key] = list(dict.fromkeys(_describe(c) for c in resolver.get_stale_causes(key))) or ["stale"]
+        partitions = asset_graph.get(key).partitions_def
+        if partitions is None:
+            reasons = _status_reasons(resolver, key, None)
+        else:
+            reasons = _partition_reasons(resolver, key, list(partitions.get_partition_keys()))
+        if reasons:
+            causes[key] = reasons
     return causes
+
+
+def _status_reasons(resolver, key: dg.AssetKey, partition: str | None) -> list[str]:
+    from dagster._core.definitions.data_version import StaleStatus
+
+    status = resolver.get_status(key, partition)
+    if status == StaleStatus.MISSING:
+        return ["never materialised"]
+    if status == StaleStatus.STALE:
+        return list(dict.fromkeys(_describe(c) for c in resolver.get_stale_causes(key, partition))) or ["stale"]
+    return []
+
+
+def _partition_reasons(resolver, key: dg.AssetKey, partitions: list[str], shown: int = 3) -> list[str]:
+    """A partitioned asset (the sizing shards) is stale when any partition of its current set is:
+    each reason with how many partitions it applies to. (Its status without a partition says nothing
+    of partitions that were never materialised, e.g. after the shard count changed.)"""
+    by_reason: dict[str, list[str]] = {}
+    for partition in partitions:
+        for reason in _status_reasons(resolver, key, partition):
+            by_reason.setdefault(reason, []).append(partition)
+    return [
+        f"{len(keys)} of {len(partitions)} partitions {reason} ({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
+        for reason, keys in by_reason.items()
+    ]
 
 
 def _check_causes(instance, asset_graph, candidates: set[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:

@@ -29,6 +29,15 @@ DEFAULT_REVIEWERS = REPO_ROOT / "reviewers.yaml"
 
 SourceMode = Literal["snapshot", "live"]
 SOURCE_MODES: tuple[str, ...] = get_args(SourceMode)
+# Where the sizing shards' steps run (pipelines.defs.executor): on this machine (the CLI in-process,
+# the daemon's runs in worker processes), or on a Dask cluster through dagster-dask.
+ExecutorKind = Literal["in_process", "dask"]
+EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
+#: sizing shards (Dagster partitions of `sizing_shard`) unless FITATLAS_SIZING_SHARDS says otherwise:
+#: one per core of a small box; more only costs a file set per shard.
+DEFAULT_SIZING_SHARDS = 4
+#: shard keys have three digits (`007-of-128`)
+MAX_SIZING_SHARDS = 999
 
 
 class SettingsError(ValueError):
@@ -108,10 +117,24 @@ class Settings:
     watchlist_path: Path = DEFAULT_WATCHLIST
     reviewers_path: Path = DEFAULT_REVIEWERS
     discover: tuple[Discovery, ...] = ()
+    sizing_shards: int = DEFAULT_SIZING_SHARDS
+    executor: ExecutorKind = "in_process"
+    dask_address: str | None = None
+    dask_workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.source_mode not in SOURCE_MODES:
             raise SettingsError(f"FITATLAS_SOURCE={self.source_mode!r}: expected one of {', '.join(SOURCE_MODES)}")
+        if self.executor not in EXECUTOR_KINDS:
+            raise SettingsError(f"FITATLAS_EXECUTOR={self.executor!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
+        if not 1 <= self.sizing_shards <= MAX_SIZING_SHARDS:
+            raise SettingsError(f"FITATLAS_SIZING_SHARDS={self.sizing_shards!r}: expected 1 to {MAX_SIZING_SHARDS}")
+        if self.dask_workers is not None and self.dask_workers < 1:
+            raise SettingsError(f"FITATLAS_DASK_WORKERS={self.dask_workers!r}: expected at least 1")
+        if self.dask_address is not None and "://" not in self.dask_address:
+            raise SettingsError(
+                f"FITATLAS_DASK_ADDRESS={self.dask_address!r}: expected a scheduler address such as tcp://host:8786"
+            )
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, **overrides: object) -> Settings:
@@ -129,8 +152,10 @@ class Settings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """FITATLAS_DATA_DIR, FITATLAS_SOURCE, FITATLAS_SNAPSHOT_DIR, FITATLAS_SPEC_SHEETS_DIR,
-        FITATLAS_WATCHLIST and FITATLAS_REVIEWERS, each defaulting to the repo's own, and
-        FITATLAS_DISCOVER (default: off)."""
+        FITATLAS_WATCHLIST and FITATLAS_REVIEWERS, each defaulting to the repo's own,
+        FITATLAS_DISCOVER (default: off), FITATLAS_SIZING_SHARDS (default 4), FITATLAS_EXECUTOR
+        (`in_process` or `dask`), FITATLAS_DASK_ADDRESS (a running scheduler; unset: a local
+        cluster) and FITATLAS_DASK_WORKERS (the local cluster's worker processes; default: cores)."""
         env = os.environ if environ is None else environ
         snapshot_dir = Path(env.get("FITATLAS_SNAPSHOT_DIR") or SNAPSHOT_DIR).resolve()
         return cls(
@@ -141,6 +166,10 @@ class Settings:
             watchlist_path=Path(env.get("FITATLAS_WATCHLIST") or DEFAULT_WATCHLIST).resolve(),
             reviewers_path=Path(env.get("FITATLAS_REVIEWERS") or DEFAULT_REVIEWERS).resolve(),
             discover=parse_discover(env.get(DISCOVER_VARIABLE)),
+            sizing_shards=_whole_number(env, "FITATLAS_SIZING_SHARDS", DEFAULT_SIZING_SHARDS),
+            executor=env.get("FITATLAS_EXECUTOR") or "in_process",  # type: ignore[arg-type]
+            dask_address=env.get("FITATLAS_DASK_ADDRESS") or None,
+            dask_workers=_whole_number(env, "FITATLAS_DASK_WORKERS", None),
         )
 
     @property
@@ -159,13 +188,23 @@ class Settings:
 
     @property
     def sizing_shards_dir(self) -> Path:
-        """The grid's rows per chunk (Parquet), on their way into the warehouse (pipelines.defs.sizing.shards)."""
+        """The sizing inputs and each shard's grid rows (Parquet), on their way into the warehouse
+        (pipelines.defs.sizing.sharding). On a cluster every worker must see it at this path."""
         return self.data_dir / "sizing"
 
     @property
     def chart_cache_dir(self) -> Path:
         """The site's rendered charts, kept so the next publication redraws only those that changed."""
         return self.data_dir / "cache" / "charts"
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if not _COUNT.fullmatch(raw.strip()) or len(raw.strip()) > 6:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number")
+    return int(raw)
 
 
 @dataclass(frozen=True)

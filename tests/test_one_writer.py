@@ -41,11 +41,11 @@ def writes_nothing() -> None:
 
 
 def _job(name: str, asset) -> dg.JobDefinition:
-    from pipelines.defs.executor import warehouse_writer_executor
+    from pipelines.defs.executor import fitatlas_executor
 
     # Rebuilt in each step process from this file: the data dir reaches it the way it reaches the
     # code location, through the process environment.
-    executor = warehouse_writer_executor(Settings.from_environment().data_dir)
+    executor = fitatlas_executor(Settings.from_environment())
     defs = dg.Definitions(assets=[asset], jobs=[dg.define_asset_job(name, selection=[asset.key])], executor=executor)
     return defs.resolve_job_def(name)
 

@@ -6,9 +6,10 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from pipelines.defs.sizing.shards import GRID_TABLES, ParquetShards, load_shards
+from pipelines.defs.sizing.sharding import ShardManifest, ShardStore, shard_of, worker_identity
+from pipelines.defs.sizing.shards import GRID_TABLES, load_shards
 from pipelines.resources import FitAtlasResource, WarehouseResource
-from pipelines.versions import sizing_code_version, table_version
+from pipelines.versions import code_version, sizing_code_version, table_version, text_version
 from pipelines.warehouse import WAREHOUSE_POOL, read_table, replace_table
 from sizing.catalogue import size_catalogue
 from sizing.constants import SIZING_BUDGET
@@ -17,9 +18,14 @@ from sizing.model_spec import specs_to_frames
 
 SIZING_GROUP = "size"
 # Code versions (pipelines.versions): this module and the whole sizing library, whose constants feed
-# every estimate; the grid also its shard loader.
+# every estimate; the grid's steps also the shard files' code.
 MODEL_SPECS_CODE_VERSION = sizing_code_version(__file__)
-GRID_CODE_VERSION = sizing_code_version(__file__, "pipelines/defs/sizing/shards.py")
+GRID_CODE_VERSION = sizing_code_version(
+    __file__, "pipelines/defs/sizing/shards.py", "pipelines/defs/sizing/sharding.py"
+)
+INPUTS_CODE_VERSION = code_version(__file__, "pipelines/defs/sizing/sharding.py")
+INPUTS_KEY = dg.AssetKey("sizing_inputs")
+SHARD_KEY = dg.AssetKey("sizing_shard")
 
 
 @dg.asset(
@@ -75,77 +81,185 @@ def model_specs(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     )
 
 
-def _grid_inputs(con) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    models = read_table(con, "select * from sizing.model_specs where supported and model_id in (select model_id from marts.models)")
-    kv_groups = read_table(con, "select * from sizing.model_kv_groups")
-    gpus = read_table(con, "select * from marts.gpus")
-    return models, kv_groups, gpus
-
-
 GRID_INPUTS = [dg.AssetKey("models"), dg.AssetKey("gpus"), dg.AssetKey("model_specs"), dg.AssetKey("provider_prices")]
+# what the shards size: the supported specs of published models, their KV groups, the GPUs, the prices
+GRID_INPUT_QUERIES = {
+    "models": "select * from sizing.model_specs where supported and model_id in (select model_id from marts.models) order by model_id",
+    "kv_groups": "select * from sizing.model_kv_groups",
+    "gpus": "select * from marts.gpus",
+    "prices": "select * from marts.provider_prices",
+}
+GRID_INPUT_TABLES = ("sizing.model_specs", "sizing.model_kv_groups", "marts.models", "marts.gpus", "marts.provider_prices")
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            "fit_matrix",
-            deps=GRID_INPUTS,
-            code_version=GRID_CODE_VERSION,
-            description="Model x GPU x precision x GPU count x context x KV dtype: memory breakdown per GPU, "
-            "headroom, fit class and concurrency (sizing.grid.fit_matrix).",
-            kinds={"python", "polars", "duckdb"},
-        ),
-        dg.AssetSpec(
-            "recommendations",
-            deps=GRID_INPUTS,
-            code_version=GRID_CODE_VERSION,
-            description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
-            "compared with the cheapest API price (sizing.grid.recommendations).",
-            kinds={"python", "polars", "duckdb"},
-        ),
-        dg.AssetSpec(
-            "model_gpu_speed",
-            deps=GRID_INPUTS,
-            code_version=GRID_CODE_VERSION,
-            description="Per model x GPU x precision that fits: the fewest-GPU valid configuration with its "
-            "max and SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the "
-            "same evaluation as recommendations).",
-            kinds={"python", "polars", "duckdb"},
-        ),
-    ],
+@dg.asset(
+    key=INPUTS_KEY,
+    deps=GRID_INPUTS,
+    code_version=INPUTS_CODE_VERSION,
     group_name=SIZING_GROUP,
+    kinds={"python", "duckdb", "parquet"},
     pool=WAREHOUSE_POOL,
+    description="What every sizing shard sizes, exported from the warehouse to Parquet under "
+    "data/sizing/inputs/ (the supported specs of published models, their KV groups, the GPUs, the API "
+    "prices), so that shards never open the warehouse and can run on other machines "
+    "(pipelines.defs.sizing.sharding).",
 )
-def sizing_grid(fitatlas: FitAtlasResource, warehouse: WarehouseResource):
-    """The three grid tables from one pass of ``sizing.catalogue.size_catalogue``: each sizing
-    signature once (fine-tunes and re-uploads share one), in chunks whose rows go to Parquet files
-    under ``data/sizing/<table>/`` and from there into the warehouse, so memory is one chunk's."""
+def sizing_inputs(fitatlas: FitAtlasResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.get_connection() as con:
-        models, kv_groups, gpus = _grid_inputs(con)
-        prices = read_table(con, "select * from marts.provider_prices")
-    # sized without a connection held: the grid is the long part and needs no warehouse
-    shards = ParquetShards(fitatlas.settings.sizing_shards_dir, GRID_TABLES)
-    sized = size_catalogue(models, kv_groups, gpus, prices, sink=shards)
-    with warehouse.get_connection() as con:
-        for table in GRID_TABLES:
-            load_shards(con, f"sizing.{table}", shards, table)
-        fitting = con.execute("select count(*) filter (where fits), count(distinct gpu_id) from sizing.fit_matrix").fetchone()
-        no_speed = con.execute("select count(*) filter (where decode_tok_s is null) from sizing.model_gpu_speed").fetchone()[0]
-        versions = {table: table_version(con, f"sizing.{table}") for table in GRID_TABLES}
-    common = {"models": sized.models, "sizing_signatures": sized.signatures, "chunks": sized.chunks}
-    yield dg.MaterializeResult(
-        asset_key="fit_matrix",
-        data_version=versions["fit_matrix"],
-        metadata={**common, "rows": sized.fit_rows, "fitting_rows": fitting[0], "gpus": fitting[1],
-                  "seconds": round(sized.seconds_fit, 2)},
+        frames = {name: read_table(con, query) for name, query in GRID_INPUT_QUERIES.items()}
+        version = table_version(con, *GRID_INPUT_TABLES)
+    directory = ShardStore(fitatlas.settings.sizing_shards_dir).write_inputs(version.value, frames)
+    return dg.MaterializeResult(
+        data_version=version,
+        metadata={
+            "path": dg.MetadataValue.path(str(directory)),
+            **{f"{name}_rows": frame.height for name, frame in frames.items()},
+        },
     )
-    yield dg.MaterializeResult(
-        asset_key="recommendations",
-        data_version=versions["recommendations"],
-        metadata={**common, "rows": sized.recommendation_rows, "seconds": round(sized.seconds_recommend, 2)},
+
+
+def _size_shard(store: ShardStore, key: str, inputs_version: str, frames: dict[str, pl.DataFrame]) -> ShardManifest:
+    sized = size_catalogue(
+        frames["models"], frames["kv_groups"], frames["gpus"], frames["prices"],
+        sink=store.open_shard(key), shard=shard_of(key),
     )
-    yield dg.MaterializeResult(
-        asset_key="model_gpu_speed",
-        data_version=versions["model_gpu_speed"],
-        metadata={**common, "rows": sized.speed_rows, "rows_without_speed": no_speed},
+    host, pid = worker_identity()
+    manifest = ShardManifest(
+        key=key, inputs_version=inputs_version, models=sized.models, signatures=sized.signatures,
+        chunks=sized.chunks,
+        rows={"fit_matrix": sized.fit_rows, "recommendations": sized.recommendation_rows,
+              "model_gpu_speed": sized.speed_rows},
+        seconds_fit=round(sized.seconds_fit, 3), seconds_recommend=round(sized.seconds_recommend, 3),
+        host=host, pid=pid,
     )
+    store.write_manifest(manifest)
+    return manifest
+
+
+def _shard_summary(manifest: ShardManifest) -> dict[str, object]:
+    return {"models": manifest.models, "signatures": manifest.signatures, "rows": manifest.rows,
+            "seconds": round(manifest.seconds_fit + manifest.seconds_recommend, 2),
+            "worker": f"{manifest.host}:{manifest.pid}"}
+
+
+def sizing_shard_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`sizing_shard`, one Dagster partition per shard of `partitions` (pipelines.defs.sizing.sharding)."""
+
+    @dg.asset(
+        key=SHARD_KEY,
+        deps=[INPUTS_KEY],
+        # no backfill policy: a backfill runs each shard in a run of its own (Dagster's default), so
+        # a cluster runs them side by side; the full pipeline's runs take every shard in one step
+        partitions_def=partitions,
+        code_version=GRID_CODE_VERSION,
+        group_name=SIZING_GROUP,
+        kinds={"python", "polars", "parquet"},
+        description="The fit matrix, recommendations and speed table of one shard of the sizing "
+        "signatures (sizing.catalogue.size_catalogue with shard=(i, n)), written to Parquet under "
+        "data/sizing/shards/<shard>/. Reads only the exported inputs and writes only its own files, so "
+        "shards run in parallel on Dask workers (FITATLAS_EXECUTOR=dask); a run over a range of shards "
+        "sizes them one after another.",
+    )
+    def sizing_shard(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource) -> dg.MaterializeResult:
+        store = ShardStore(fitatlas.settings.sizing_shards_dir)
+        inputs_version, frames = store.read_inputs()
+        manifests = [_size_shard(store, key, inputs_version, frames) for key in context.partition_keys]
+        for manifest in manifests:
+            context.log.info(f"shard {manifest.key}: {_shard_summary(manifest)}")
+        return dg.MaterializeResult(
+            # the shard's rows are a function of the inputs and the code (its code version)
+            data_version=text_version("sizing inputs", inputs_version),
+            metadata={
+                "inputs_version": inputs_version,
+                "models": sum(m.models for m in manifests),
+                "sizing_signatures": sum(m.signatures for m in manifests),
+                "shards": dg.MetadataValue.json({m.key: _shard_summary(m) for m in manifests}),
+            },
+        )
+
+    return sizing_shard
+
+
+def sizing_grid_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`sizing_grid`: the three grid tables loaded from every shard of `partitions`."""
+    keys = list(partitions.get_partition_keys())
+    shard_dep = dg.AssetDep(SHARD_KEY, partition_mapping=dg.AllPartitionMapping())
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                "fit_matrix",
+                deps=[shard_dep],
+                code_version=GRID_CODE_VERSION,
+                description="Model x GPU x precision x GPU count x context x KV dtype: memory breakdown per GPU, "
+                "headroom, fit class and concurrency (sizing.grid.fit_matrix).",
+                kinds={"python", "polars", "duckdb"},
+            ),
+            dg.AssetSpec(
+                "recommendations",
+                deps=[shard_dep],
+                code_version=GRID_CODE_VERSION,
+                description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
+                "compared with the cheapest API price (sizing.grid.recommendations).",
+                kinds={"python", "polars", "duckdb"},
+            ),
+            dg.AssetSpec(
+                "model_gpu_speed",
+                deps=[shard_dep],
+                code_version=GRID_CODE_VERSION,
+                description="Per model x GPU x precision that fits: the fewest-GPU valid configuration with its "
+                "max and SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the "
+                "same evaluation as recommendations).",
+                kinds={"python", "polars", "duckdb"},
+            ),
+        ],
+        name="sizing_grid",
+        group_name=SIZING_GROUP,
+        pool=WAREHOUSE_POOL,
+    )
+    def sizing_grid(context: dg.AssetExecutionContext, fitatlas: FitAtlasResource, warehouse: WarehouseResource):
+        """The grid tables from every shard's Parquet files, once all of them were sized from the
+        current inputs: each sizing signature once (fine-tunes and re-uploads share one), so no
+        process ever held more than one chunk of rows."""
+        store = ShardStore(fitatlas.settings.sizing_shards_dir)
+        inputs_version, manifests = store.verify(keys)
+        pruned = store.prune(keys)
+        if pruned:
+            context.log.info(f"removed the files of {len(pruned)} shard(s) of another shard count: {', '.join(pruned)}")
+        with warehouse.get_connection() as con:
+            for table in GRID_TABLES:
+                load_shards(con, f"sizing.{table}", store.files(keys, table))
+            fitting = con.execute("select count(*) filter (where fits), count(distinct gpu_id) from sizing.fit_matrix").fetchone()
+            no_speed = con.execute("select count(*) filter (where decode_tok_s is null) from sizing.model_gpu_speed").fetchone()[0]
+            versions = {table: table_version(con, f"sizing.{table}") for table in GRID_TABLES}
+        common = {
+            "models": sum(m.models for m in manifests),
+            "sizing_signatures": sum(m.signatures for m in manifests),
+            "chunks": sum(m.chunks for m in manifests),
+            "shards": len(manifests),
+            "workers": len({(m.host, m.pid) for m in manifests}),
+            "inputs_version": inputs_version,
+        }
+
+        def rows(table: str) -> int:
+            return sum(m.rows[table] for m in manifests)
+
+        yield dg.MaterializeResult(
+            asset_key="fit_matrix",
+            data_version=versions["fit_matrix"],
+            metadata={**common, "rows": rows("fit_matrix"), "fitting_rows": fitting[0], "gpus": fitting[1],
+                      "shard_seconds": round(sum(m.seconds_fit for m in manifests), 2)},
+        )
+        yield dg.MaterializeResult(
+            asset_key="recommendations",
+            data_version=versions["recommendations"],
+            metadata={**common, "rows": rows("recommendations"),
+                      "shard_seconds": round(sum(m.seconds_recommend for m in manifests), 2)},
+        )
+        yield dg.MaterializeResult(
+            asset_key="model_gpu_speed",
+            data_version=versions["model_gpu_speed"],
+            metadata={**common, "rows": rows("model_gpu_speed"), "rows_without_speed": no_speed},
+        )
+
+    return sizing_grid

@@ -2,14 +2,15 @@
 
 ``sizing.catalogue.size_catalogue`` hands each chunk's rows to a sink; ``ParquetShards`` writes them
 to ``<dir>/<table>/part-<n>.parquet`` (each table's directory is emptied first, so it holds exactly
-this run's rows; nothing else under ``<dir>`` is touched), and ``load_shards`` swaps a warehouse table to the files' rows in one transaction.
+this run's rows; nothing else under ``<dir>`` is touched), and ``load_shards`` swaps a warehouse
+table to the rows of a list of such files in one transaction.
 DuckDB reads the files itself, so no process holds a whole table in Python memory.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -28,7 +29,6 @@ class ParquetShards:
         self.directory = Path(directory)
         self.tables = tuple(tables)
         self.parts: dict[str, int] = dict.fromkeys(self.tables, 0)
-        self.schemas: dict[str, pl.Schema] = {}
         for table in self.tables:
             shutil.rmtree(self.directory / table, ignore_errors=True)
             (self.directory / table).mkdir(parents=True)
@@ -38,28 +38,23 @@ class ParquetShards:
             raise KeyError(f"no shard directory for table {table!r} (expected one of {', '.join(self.tables)})")
         frame.write_parquet(self.directory / table / f"part-{self.parts[table]:05d}.parquet")
         self.parts[table] += 1
-        self.schemas.setdefault(table, frame.schema)
 
     def files(self, table: str) -> list[Path]:
         return sorted((self.directory / table).glob("part-*.parquet"))
 
 
-def load_shards(con: duckdb.DuckDBPyConnection, qualified_name: str, shards: ParquetShards, table: str) -> None:
-    """Replace ``qualified_name`` with the rows of ``table``'s shard files (none: an empty table of
-    the schema the sink saw, or of no columns when it saw nothing)."""
+def load_shards(con: duckdb.DuckDBPyConnection, qualified_name: str, files: Sequence[Path]) -> None:
+    """Replace ``qualified_name`` with the rows of ``files`` (Parquet, one schema) in one transaction.
+    ``size_catalogue`` writes every table at least once, empty with its columns, so a complete set of
+    shards always has files; none is a caller's error."""
+    if not files:
+        raise ValueError(f"no Parquet files to load into {qualified_name}")
     schema = qualified_name.split(".")[0]
     con.execute(f"create schema if not exists {schema}")
-    files = shards.files(table)
+    listing = "[" + ", ".join(sql_string(f) for f in files) + "]"
     con.execute("begin")
     try:
-        if files:
-            listing = "[" + ", ".join(sql_string(f) for f in files) + "]"
-            con.execute(f"create or replace table {qualified_name} as select * from read_parquet({listing})")
-        else:
-            empty = pl.DataFrame(schema=shards.schemas.get(table, {}))
-            con.register("_empty", empty.to_arrow())
-            con.execute(f"create or replace table {qualified_name} as select * from _empty")
-            con.unregister("_empty")
+        con.execute(f"create or replace table {qualified_name} as select * from read_parquet({listing})")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
