@@ -25,7 +25,11 @@ A run is two Dagster runs of the `full_pipeline` job, under the one warehouse lo
      the audit, its checks and the publication go together (the publication publishes the batch its
      own run froze), as do the assets of a multi-asset that cannot run apart.
 3. **The stale assets**, in one run with their checks, or nothing when all are fresh: no dbt, sizing,
-   audit, checks or publication, and the console says what ran, what was skipped and why.
+   audit, checks or publication, and the console says what ran, what was skipped and why. The run
+   sizes every shard of `sizing_shard` in one step (a partition range); a partitioned asset is stale
+   when any partition of its current set is (e.g. FITATLAS_SIZING_SHARDS changed). With
+   FITATLAS_EXECUTOR=dask and the shards stale, it is three parts instead: the stale assets above the
+   shards, one run per shard side by side on Dask (`pipelines.dask_shards`), then the rest.
 
 A failed run leaves what it did not materialise stale (Dagster records nothing for it), so the next
 run picks it up.
@@ -44,6 +48,7 @@ import duckdb
 
 from pipelines.defs.ingest.assets import RAW_SOURCES, raw_asset_key
 from pipelines.defs.publish.assets import PUBLICATION_KEY, SITE_KEY
+from pipelines.defs.sizing.assets import GRID_KEYS, INPUTS_KEY, SHARD_KEY
 from pipelines.settings import Settings
 
 RUN_PART_TAG = "fitatlas/run_part"
@@ -186,6 +191,28 @@ def _storage_causes(instance, settings: Settings, candidates: Iterable[dg.AssetK
     return causes
 
 
+def _shard_causes(instance, settings: Settings, asset_graph) -> dict[dg.AssetKey, list[str]]:
+    """The sizing shards live in files, not in the warehouse: a shard whose files are gone or were
+    sized from other inputs is stale whatever Dagster recorded, and the grid tables are stale when
+    they were loaded from another number of shards than FITATLAS_SIZING_SHARDS now asks for."""
+    from pipelines.defs.sizing.sharding import ShardStore
+
+    keys = list(asset_graph.get(SHARD_KEY).partitions_def.get_partition_keys())
+    causes: dict[dg.AssetKey, list[str]] = {}
+    if instance.get_latest_materialization_event(INPUTS_KEY) is None:
+        return causes  # never sized: the resolver says so
+    problems = ShardStore(settings.sizing_shards_dir).problems(keys)
+    if problems:
+        causes[SHARD_KEY] = [f"{len(problems)} of {len(keys)} shards cannot be loaded ({problems[0]}"
+                             f"{'; ...' if len(problems) > 1 else ''})"]
+    for key in GRID_KEYS:
+        record = instance.get_latest_materialization_event(key)
+        loaded = record.asset_materialization.metadata.get("shards") if record else None
+        if loaded is not None and int(loaded.value) != len(keys):
+            causes[key] = [f"it was loaded from {loaded.value} shards, FITATLAS_SIZING_SHARDS is now {len(keys)}"]
+    return causes
+
+
 def _publication_causes(instance, settings: Settings, audited: set[dg.AssetKey]) -> dict[dg.AssetKey, list[str]]:
     """The publication is up to date when BI sees the content of the latest audited batch. Not by its
     materializations: a batch whose content BI already sees publishes nothing and materializes nothing
@@ -247,6 +274,7 @@ def plan_stale(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Set
         _resolver_causes(instance, asset_graph, sorted(candidates - PUBLISH_KEYS)),
         _check_causes(instance, asset_graph, candidates),
         _storage_causes(instance, settings, sorted(candidates - PUBLISH_KEYS - _audited_keys(asset_graph))),
+        _shard_causes(instance, settings, asset_graph),
         published_by_content,
     ):
         for key, reasons in found.items():
@@ -274,17 +302,23 @@ def plan_stale(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Set
 
 @dataclass
 class IncrementalRun:
+    """The runs of one `fitatlas run`. `downstream` is the run that audits and publishes; with the
+    shards on Dask, `earlier` holds the runs before it (the assets above the shards, then one run
+    per shard)."""
+
     ingest: dg.ExecuteInProcessResult
     plan: Plan | None = None
     downstream: dg.ExecuteInProcessResult | None = None
+    earlier: list[Any] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
-        return self.ingest.success and (self.downstream is None or self.downstream.success)
+        return all(result.success for result in self.results)
 
     @property
-    def results(self) -> list[dg.ExecuteInProcessResult]:
-        return [result for result in (self.ingest, self.downstream) if result is not None]
+    def results(self) -> list[Any]:
+        """Every run, in order; each has `run_id` and `success`."""
+        return [self.ingest, *self.earlier, *([self.downstream] if self.downstream is not None else [])]
 
 
 def _landed(result: dg.ExecuteInProcessResult) -> dict[str, int]:
@@ -345,9 +379,47 @@ def run_stale(
         return outcome
     outcome.plan = plan_stale(defs, instance, settings)
     _say_plan(outcome.plan, say)
-    if outcome.plan.selected:
+    tags = {RUN_PART_TAG: "stale", INGEST_RUN_TAG: ingest.run_id}
+    selected = list(outcome.plan.selected)
+    if settings.executor == "dask" and SHARD_KEY in selected:
+        selected = _shards_on_dask(defs, job_def, instance, settings, outcome, run_config, tags, say)
+    if selected:
         outcome.downstream = job_def.execute_in_process(
-            instance=instance, asset_selection=list(outcome.plan.selected), run_config=run_config, raise_on_error=False,
-            tags={RUN_PART_TAG: "stale", INGEST_RUN_TAG: ingest.run_id},
+            instance=instance, asset_selection=selected, run_config=run_config, raise_on_error=False, tags=tags,
         )
     return outcome
+
+
+def _shards_on_dask(defs, job_def, instance, settings, outcome, run_config, tags, say) -> list[dg.AssetKey]:
+    """FITATLAS_EXECUTOR=dask: the selected assets above the shards in one run, then every shard in
+    a run of its own on Dask (`pipelines.dask_shards`); returns what is left for the last run (the
+    assets below the shards), or nothing when a run failed."""
+    from pipelines.dask_shards import run_shards_on_dask
+
+    selected = list(outcome.plan.selected)
+    graph = defs.resolve_asset_graph()
+    below = set(dg.AssetSelection.assets(SHARD_KEY).downstream(include_self=False).resolve(graph))
+    while True:  # a multi-asset runs whole (the audit): its other assets, and what is below them, go last too
+        grown = set(dg.AssetSelection.assets(*below).required_multi_asset_neighbors().downstream().resolve(graph))
+        if grown == below:
+            break
+        below = grown
+    above = [key for key in selected if key not in below and key != SHARD_KEY]
+    if above:
+        first = job_def.execute_in_process(
+            instance=instance, asset_selection=above, run_config=run_config, raise_on_error=False,
+            tags={**tags, RUN_PART_TAG: "above shards"},
+        )
+        outcome.earlier.append(first)
+        say(f"assets above the sizing shards ({len(above)}): run {first.run_id} {'success' if first.success else 'FAILED'}")
+        if not first.success:
+            return []
+    say(f"sizing shards: {settings.sizing_shards} run(s) on Dask")
+    shard_runs = run_shards_on_dask(
+        instance, settings, run_config=run_config, tags={**tags, RUN_PART_TAG: "shard"}, say=say,
+    )
+    outcome.earlier.extend(shard_runs)
+    if not all(run.success for run in shard_runs):
+        say("a shard run failed: nothing below the shards runs (its error is in the Dagster instance)")
+        return []
+    return [key for key in selected if key in below]

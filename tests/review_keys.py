@@ -68,7 +68,12 @@ def cli_environment(settings: Settings, key: Path | None = None) -> dict[str, st
         "FITATLAS_SPEC_SHEETS_DIR": str(settings.spec_sheets_dir),
         "FITATLAS_WATCHLIST": str(settings.watchlist_path),
         "FITATLAS_REVIEWERS": str(settings.reviewers_path),
+        "FITATLAS_SIZING_SHARDS": str(settings.sizing_shards),
+        "FITATLAS_EXECUTOR": settings.executor,
     }
+    env.update({name: str(value) for name, value in (
+        ("FITATLAS_DASK_ADDRESS", settings.dask_address), ("FITATLAS_DASK_WORKERS", settings.dask_workers),
+    ) if value is not None})
     if key is not None:
         env["FITATLAS_REVIEW_KEY"] = str(key)
     return env

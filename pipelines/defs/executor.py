@@ -19,6 +19,7 @@ to Dask: its scheduler knows nothing of Dagster pools, so two steps could write 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from pipelines.settings import Settings
 from pipelines.warehouse import WAREHOUSE_POOL, warehouse_lock
 
 DASK_ADDRESS_CONFIG = "dask_address"
+# A local cluster's dashboard on a free port (8787 may be taken by another cluster); its workers'
+# shutdown chatter (heartbeats to a scheduler that closed first) kept out of the console: a step's
+# errors reach the Dagster event log through the step itself.
+LOCAL_CLUSTER_OPTIONS = {"dashboard_address": ":0", "silence_logs": logging.CRITICAL}
 
 
 def plan_uses_warehouse(execution_plan) -> bool:
@@ -63,7 +68,7 @@ class ShardDaskExecutor(dg.Executor):
                 "write their steps' events to it"
             )
         cluster = self.address or LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=self.workers, threads_per_worker=1, processes=True, **LOCAL_CLUSTER_OPTIONS
         )
         plan_context.log.info(f"run {plan_context.run_id}: steps go to the Dask scheduler at "
                               f"{getattr(cluster, 'scheduler_address', cluster)}")

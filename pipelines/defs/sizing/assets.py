@@ -26,6 +26,7 @@ GRID_CODE_VERSION = sizing_code_version(
 INPUTS_CODE_VERSION = code_version(__file__, "pipelines/defs/sizing/sharding.py")
 INPUTS_KEY = dg.AssetKey("sizing_inputs")
 SHARD_KEY = dg.AssetKey("sizing_shard")
+GRID_KEYS = tuple(dg.AssetKey(table) for table in GRID_TABLES)
 
 
 @dg.asset(

@@ -150,11 +150,12 @@ class ShardStore:
         except FileNotFoundError:
             return None
 
-    def verify(self, keys: list[str]) -> tuple[str, list[ShardManifest]]:
-        """The current inputs' version and every shard's manifest, or IncompleteShards naming each
-        shard that is missing or was sized from other inputs."""
-        version = self.current_inputs_version()
-        manifests: list[ShardManifest] = []
+    def problems(self, keys: list[str]) -> list[str]:
+        """Why shards of `keys` cannot be loaded: each one missing or sized from other inputs."""
+        try:
+            version = self.current_inputs_version()
+        except IncompleteShards as missing:
+            return [str(missing)]
         problems: list[str] = []
         for key in keys:
             manifest = self.read_manifest(key)
@@ -164,14 +165,19 @@ class ShardStore:
                 problems.append(
                     f"shard {key} was sized from inputs {manifest.inputs_version}, the current inputs are {version}"
                 )
-            else:
-                manifests.append(manifest)
+        return problems
+
+    def verify(self, keys: list[str]) -> tuple[str, list[ShardManifest]]:
+        """The current inputs' version and every shard's manifest, or IncompleteShards naming each
+        shard that is missing or was sized from other inputs."""
+        problems = self.problems(keys)
         if problems:
             raise IncompleteShards(
                 f"{len(problems)} of {len(keys)} sizing shards cannot be loaded: " + "; ".join(problems)
                 + ". Materialise those partitions of sizing_shard (fitatlas run does it)."
             )
-        return version, manifests
+        manifests = [self.read_manifest(key) for key in keys]
+        return self.current_inputs_version(), [m for m in manifests if m is not None]
 
     def files(self, keys: list[str], table: str) -> list[Path]:
         return [path for key in keys for path in sorted((self.shard_dir(key) / table).glob("part-*.parquet"))]

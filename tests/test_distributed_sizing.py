@@ -1,0 +1,113 @@
+"""The sizing shards on a local Dask cluster publish what an in-process run publishes.
+
+Three real `fitatlas run`s on one data dir, each a subprocess whose environment names its settings:
+
+1. in-process, FITATLAS_SIZING_SHARDS=2: the first publication;
+2. FITATLAS_EXECUTOR=dask with 3 shards and a LocalCluster of 2 worker processes (no address set):
+   the planner finds the 3 new partitions never materialised and the grid loaded from 2 shards, the
+   shards run as 3 Dagster runs on Dask, and the batch they feed has exactly the content hash of the
+   first publication, so nothing new is published;
+3. in-process again after one shard's files were removed: the planner names the shard and re-sizes.
+
+Comparing within one data dir is what makes the content hash comparable: a fresh data dir lands the
+sources at another time, and landing times are part of the published content (source freshness).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from review_keys import cli_environment
+
+from pipelines.defs.sizing.sharding import MANIFEST, ShardStore, shard_keys
+from pipelines.publishing import read_publications
+from pipelines.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.integration
+SHARD = dg.AssetKey("sizing_shard")
+
+
+def fitatlas_run(settings: Settings, dagster_home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, **cli_environment(settings), "DAGSTER_HOME": str(dagster_home)}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("fitatlas")), "run"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("distributed")
+    data_dir, dagster_home = root / "data", root / ".dagster"
+    in_process = fitatlas_run(Settings.for_data_dir(data_dir, sizing_shards=2), dagster_home)
+    first_publication = read_publications(data_dir / "published.duckdb")[-1]
+    dask_settings = Settings.for_data_dir(data_dir, sizing_shards=3, executor="dask", dask_workers=2)
+    on_dask = fitatlas_run(dask_settings, dagster_home)
+    removed = shard_keys(3)[1]
+    (ShardStore(dask_settings.sizing_shards_dir).shard_dir(removed) / MANIFEST).unlink()
+    repaired = fitatlas_run(Settings.for_data_dir(data_dir, sizing_shards=3), dagster_home)
+    return {"data_dir": data_dir, "dagster_home": dagster_home, "in_process": in_process, "on_dask": on_dask,
+            "repaired": repaired, "removed": removed, "first_publication": first_publication}
+
+
+def test_the_dask_run_finds_the_new_shards_stale_and_runs_each_on_the_cluster(runs):
+    out = runs["on_dask"].stdout
+    assert "sizing_shard: 3 of 3 partitions never materialised (000-of-003, 001-of-003, 002-of-003)" in out
+    assert "fit_matrix: it was loaded from 2 shards, FITATLAS_SIZING_SHARDS is now 3" in out
+    assert "sizing shards: 3 run(s) on Dask" in out
+    assert re.search(r"local Dask cluster tcp://127\.0\.0\.1:\d+: 2 worker process\(es\)", out)
+    for key in shard_keys(3):
+        assert re.search(rf"  shard {key}: run [0-9a-f-]{{36}} success", out), key
+
+
+def test_the_dask_run_publishes_exactly_the_in_process_content(runs):
+    first = runs["first_publication"]
+    out = runs["on_dask"].stdout
+    assert f"has exactly the content of the current publication {first['publication_id']}" in out
+    assert f"content sha256 {first['content_sha256']}" in out
+    assert len(read_publications(runs["data_dir"] / "published.duckdb")) == 1
+
+
+def test_each_shard_was_a_run_of_its_own_whose_step_ran_in_a_dask_worker(runs):
+    with dg.DagsterInstance.from_config(str(runs["dagster_home"])) as instance:
+        dask_runs = {}
+        for key in shard_keys(3):
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=SHARD, asset_partitions=[key]), limit=10
+            ).records
+            # the Dask run's, and the repairing in-process run's (full_pipeline, every shard in one step)
+            jobs = {record.run_id: instance.get_run_by_id(record.run_id).job_name for record in records}
+            assert sorted(jobs.values()) == ["full_pipeline", "sizing_shards"], key
+            dask_runs[key] = next(run_id for run_id, job in jobs.items() if job == "sizing_shards")
+        assert len(set(dask_runs.values())) == 3
+        step_pids = set()
+        for key, run_id in dask_runs.items():
+            run = instance.get_run_by_id(run_id)
+            assert run.tags["dagster/partition"] == key
+            entries = instance.all_logs(run_id)
+            events = [entry.dagster_event for entry in entries if entry.dagster_event]
+            orchestrator = next(e.pid for e in events if e.event_type == dg.DagsterEventType.RUN_START)
+            step = next(e.pid for e in events if e.event_type == dg.DagsterEventType.STEP_START)
+            assert step != orchestrator  # the step ran elsewhere: in a Dask worker process
+            assert any("steps go to the Dask scheduler at tcp://127.0.0.1:" in entry.user_message for entry in entries)
+            step_pids.add(step)
+    # three shards on the one local cluster of two workers: its processes took them, none was started per run
+    assert len(step_pids) <= 2
+
+
+def test_a_shard_whose_files_are_gone_is_sized_again(runs):
+    out = runs["repaired"].stdout
+    removed = runs["removed"]
+    assert f"shard {removed} has no complete result in" in out
+    assert "sizing shards:" not in out  # in-process: one run sizes every shard
+    first = runs["first_publication"]
+    assert f"content sha256 {first['content_sha256']}" in out
+    assert ShardStore(runs["data_dir"] / "sizing").problems(shard_keys(3)) == []
