@@ -21,7 +21,8 @@ from test_kv_per_gpu import gpu_frame, hand_frames
 
 from pipelines.defs.quality.price_checks import PROVIDER_PRICES_KEY, excluded_prices_check, price_checks
 from pipelines.defs.quality.suites import load_suite, validate_frame
-from pipelines.resources import WarehouseResource
+from pipelines.resources import FitAtlasResource, WarehouseResource
+from pipelines.settings import Settings
 from sizing.cost import api_prices, comparable_prices, cost_columns
 from sizing.grid import fit_matrix, recommendations
 
@@ -344,7 +345,22 @@ def test_recommendations_for_a_model_with_only_free_prices_have_no_api_side() ->
 
 
 def test_published_recommendations_compare_with_comparable_prices_only(data_dir: Path) -> None:
-    """The recommendations the pipeline's sizing shards wrote to the warehouse built from the snapshot."""
+    """The real sizing assets (inputs, every shard, the grid) on the warehouse built from the snapshot."""
+    from pipelines.defs.sizing.assets import sizing_grid_asset, sizing_inputs, sizing_shard_asset
+    from pipelines.defs.sizing.sharding import partition_range_tags, shard_partitions
+
+    shards = shard_partitions(3)
+    resources = {
+        "warehouse": WarehouseResource(database=str(data_dir / "warehouse.duckdb")),
+        "fitatlas": FitAtlasResource.for_settings(Settings.for_data_dir(data_dir)),
+    }
+    result = dg.materialize(
+        [sizing_inputs, sizing_shard_asset(shards), sizing_grid_asset(shards)],
+        resources=resources, tags=partition_range_tags(3),
+    )
+    assert result.success
+    grid = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"fit_matrix", "recommendations", "model_gpu_speed"} <= grid
     recs = rows(
         data_dir / "warehouse.duckdb",
         "select model_id, cheapest_api_output_usd_per_mtok as cheapest, api_usd_per_mtok_at_mix as at_mix, "

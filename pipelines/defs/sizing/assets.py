@@ -181,6 +181,17 @@ def sizing_shard_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefiniti
     return sizing_shard
 
 
+GRID_DESCRIPTIONS = {
+    "fit_matrix": "Model x GPU x precision x GPU count x context x KV dtype: memory breakdown per GPU, headroom, "
+    "fit class and concurrency (sizing.grid.fit_matrix).",
+    "recommendations": "Ranked serving configurations per model with throughput, latency, TTFT and cost, compared "
+    "with the cheapest API price (sizing.grid.recommendations).",
+    "model_gpu_speed": "Per model x GPU x precision that fits: the fewest-GPU valid configuration with its max and "
+    "SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the same evaluation as "
+    "recommendations).",
+}
+
+
 def sizing_grid_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """`sizing_grid`: the three grid tables loaded from every shard of `partitions`."""
     keys = list(partitions.get_partition_keys())
@@ -188,31 +199,9 @@ def sizing_grid_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(
-                "fit_matrix",
-                deps=[shard_dep],
-                code_version=GRID_CODE_VERSION,
-                description="Model x GPU x precision x GPU count x context x KV dtype: memory breakdown per GPU, "
-                "headroom, fit class and concurrency (sizing.grid.fit_matrix).",
-                kinds={"python", "polars", "duckdb"},
-            ),
-            dg.AssetSpec(
-                "recommendations",
-                deps=[shard_dep],
-                code_version=GRID_CODE_VERSION,
-                description="Ranked serving configurations per model with throughput, latency, TTFT and cost, "
-                "compared with the cheapest API price (sizing.grid.recommendations).",
-                kinds={"python", "polars", "duckdb"},
-            ),
-            dg.AssetSpec(
-                "model_gpu_speed",
-                deps=[shard_dep],
-                code_version=GRID_CODE_VERSION,
-                description="Per model x GPU x precision that fits: the fewest-GPU valid configuration with its "
-                "max and SLO-bound decode tok/s, ITL, TTFT and cost (sizing.grid.rank_and_speeds, from the "
-                "same evaluation as recommendations).",
-                kinds={"python", "polars", "duckdb"},
-            ),
+            dg.AssetSpec(table, deps=[shard_dep], code_version=GRID_CODE_VERSION,
+                         description=GRID_DESCRIPTIONS[table], kinds={"python", "polars", "duckdb"})
+            for table in GRID_TABLES
         ],
         name="sizing_grid",
         group_name=SIZING_GROUP,
