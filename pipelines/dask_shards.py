@@ -28,6 +28,13 @@ from pipelines.defs.executor import LOCAL_CLUSTER_OPTIONS
 from pipelines.defs.sizing.sharding import shard_keys
 from pipelines.settings import Settings, SettingsError
 
+#: how long `fitatlas run` waits for FITATLAS_DASK_ADDRESS to answer
+CONNECT_TIMEOUT = "20s"
+
+
+class DaskUnavailable(RuntimeError):
+    """The configured scheduler does not answer; the message names the address and the error."""
+
 
 @dataclass(frozen=True)
 class ShardRun:
@@ -44,8 +51,14 @@ def dask_scheduler(settings: Settings, say: Callable[[str], None]) -> Iterator[t
     from distributed import Client, LocalCluster
 
     if settings.dask_address:
-        with Client(settings.dask_address, timeout="30s") as client:
-            workers = len(client.scheduler_info()["workers"])
+        try:
+            with Client(settings.dask_address, timeout=CONNECT_TIMEOUT) as client:
+                workers = len(client.scheduler_info()["workers"])
+        except (OSError, TimeoutError) as error:
+            raise DaskUnavailable(
+                f"cannot reach the Dask scheduler at FITATLAS_DASK_ADDRESS={settings.dask_address} within "
+                f"{CONNECT_TIMEOUT}: {error}"
+            ) from error
         say(f"Dask scheduler {settings.dask_address}: {workers} worker(s)")
         yield settings.dask_address, max(workers, 1)
         return

@@ -310,10 +310,11 @@ class IncrementalRun:
     plan: Plan | None = None
     downstream: dg.ExecuteInProcessResult | None = None
     earlier: list[Any] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what stopped the run between its Dagster runs
 
     @property
     def success(self) -> bool:
-        return all(result.success for result in self.results)
+        return not self.problems and all(result.success for result in self.results)
 
     @property
     def results(self) -> list[Any]:
@@ -394,7 +395,7 @@ def _shards_on_dask(defs, job_def, instance, settings, outcome, run_config, tags
     """FITATLAS_EXECUTOR=dask: the selected assets above the shards in one run, then every shard in
     a run of its own on Dask (`pipelines.dask_shards`); returns what is left for the last run (the
     assets below the shards), or nothing when a run failed."""
-    from pipelines.dask_shards import run_shards_on_dask
+    from pipelines.dask_shards import DaskUnavailable, run_shards_on_dask
 
     selected = list(outcome.plan.selected)
     graph = defs.resolve_asset_graph()
@@ -415,9 +416,14 @@ def _shards_on_dask(defs, job_def, instance, settings, outcome, run_config, tags
         if not first.success:
             return []
     say(f"sizing shards: {settings.sizing_shards} run(s) on Dask")
-    shard_runs = run_shards_on_dask(
-        instance, settings, run_config=run_config, tags={**tags, RUN_PART_TAG: "shard"}, say=say,
-    )
+    try:
+        shard_runs = run_shards_on_dask(
+            instance, settings, run_config=run_config, tags={**tags, RUN_PART_TAG: "shard"}, say=say,
+        )
+    except DaskUnavailable as unavailable:
+        say(f"{unavailable}: no shard ran, nothing below the shards runs")
+        outcome.problems.append(str(unavailable))
+        return []
     outcome.earlier.extend(shard_runs)
     if not all(run.success for run in shard_runs):
         say("a shard run failed: nothing below the shards runs (its error is in the Dagster instance)")

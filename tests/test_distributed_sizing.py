@@ -111,3 +111,42 @@ def test_a_shard_whose_files_are_gone_is_sized_again(runs):
     first = runs["first_publication"]
     assert f"content sha256 {first['content_sha256']}" in out
     assert ShardStore(runs["data_dir"] / "sizing").problems(shard_keys(3)) == []
+
+
+# --- the code location's executor, as daemon-launched runs use it --------------------------------
+
+
+def test_a_shard_run_with_no_address_goes_to_a_local_cluster_of_its_own(tmp_path, monkeypatch):
+    """What a backfill of `sizing_shard` does with FITATLAS_EXECUTOR=dask and no scheduler address:
+    the run's step goes to a LocalCluster the executor starts for the run. The job is the real one,
+    rebuilt from the environment by the run and by the worker (`pipelines.definitions:sizing_shards_job`)."""
+    from test_shard_store import snapshot_inputs
+
+    from pipelines.definitions import sizing_shards_job
+
+    data_dir = tmp_path / "data"
+    for name, value in {"FITATLAS_DATA_DIR": str(data_dir), "FITATLAS_EXECUTOR": "dask",
+                        "FITATLAS_DASK_WORKERS": "1", "FITATLAS_SIZING_SHARDS": "2"}.items():
+        monkeypatch.setenv(name, value)
+    store = ShardStore(Settings.from_environment().sizing_shards_dir)
+    store.write_inputs("v1", snapshot_inputs())
+    with dg.instance_for_test() as instance:
+        with dg.execute_job(dg.reconstructable(sizing_shards_job), instance,
+                            tags={"dagster/partition": "001-of-002"}) as result:
+            assert result.success
+            entries = instance.all_logs(result.run_id)
+    assert any("steps go to the Dask scheduler at tcp://127.0.0.1:" in entry.user_message for entry in entries)
+    manifest = store.read_manifest("001-of-002")
+    assert manifest is not None and manifest.inputs_version == "v1"
+    assert manifest.pid != os.getpid()  # sized in the cluster's worker process
+    assert store.read_manifest("000-of-002") is None  # one partition, one shard
+
+
+def test_an_unreachable_scheduler_is_named_with_its_address(monkeypatch):
+    from pipelines import dask_shards
+
+    monkeypatch.setattr(dask_shards, "CONNECT_TIMEOUT", "2s")
+    settings = Settings.for_data_dir(Path("/nonexistent"), executor="dask", dask_address="tcp://127.0.0.1:9")
+    with pytest.raises(dask_shards.DaskUnavailable) as raised, dask_shards.dask_scheduler(settings, print):
+        pass
+    assert "cannot reach the Dask scheduler at FITATLAS_DASK_ADDRESS=tcp://127.0.0.1:9 within 2s" in str(raised.value)

@@ -54,6 +54,10 @@ def warehouse_job() -> dg.JobDefinition:
     return _job("warehouse_job", writes_the_warehouse)
 
 
+def warehouse_job_under_dask() -> dg.JobDefinition:
+    return _job("warehouse_job_under_dask", writes_the_warehouse)
+
+
 def other_job() -> dg.JobDefinition:
     return _job("other_job", writes_nothing)
 
@@ -65,18 +69,24 @@ def reconstructable_from_this_file(function: str):
     return ReconstructableJob.for_file(__file__, function)
 
 
-def test_a_daemon_style_run_waits_for_the_warehouse_lock_and_says_for_whom(tmp_path, monkeypatch):
+# Each case its own job function: Dagster caches a reconstructed job per pointer within a process, and
+# the executor reads the environment when the job is built.
+@pytest.mark.parametrize(("executor", "job"), [("in_process", "warehouse_job"), ("dask", "warehouse_job_under_dask")])
+def test_a_daemon_style_run_waits_for_the_warehouse_lock_and_says_for_whom(tmp_path, monkeypatch, executor, job):
+    """With FITATLAS_EXECUTOR=dask too: a run with a warehouse step never goes to Dask (its scheduler
+    knows nothing of the lock), it runs here and waits."""
     from processes import wait_for  # not at the top: step processes load this file without tests/ on their path
 
     data_dir = tmp_path / "data dir's"
     monkeypatch.setenv("FITATLAS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("FITATLAS_EXECUTOR", executor)
     mark = tmp_path / "mark"
     monkeypatch.setenv("ONE_WRITER_MARK", str(mark))
     outcome: dict = {}
     with dg.instance_for_test() as instance:
 
         def run() -> None:
-            result = dg.execute_job(reconstructable_from_this_file("warehouse_job"), instance=instance)
+            result = dg.execute_job(reconstructable_from_this_file(job), instance=instance)
             outcome["success"], outcome["run_id"] = result.success, result.run_id
 
         with warehouse_lock(data_dir, holder="fitatlas run (pid 4242)"):
@@ -93,6 +103,7 @@ def test_a_daemon_style_run_waits_for_the_warehouse_lock_and_says_for_whom(tmp_p
         assert float(mark.read_text()) >= released_at
         messages = [e.user_message for e in instance.all_logs(outcome["run_id"])]
         assert any("held by fitatlas run (pid 4242" in m for m in messages)
+        assert not any("Dask scheduler" in m for m in messages)
 
 
 def test_a_run_without_warehouse_steps_does_not_wait(tmp_path, monkeypatch):

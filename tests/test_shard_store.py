@@ -29,8 +29,8 @@ from sizing.grid import CONFIG_KEYS
 from sizing.model_spec import specs_to_frames
 
 
-@pytest.fixture(scope="module")
-def inputs() -> dict[str, pl.DataFrame]:
+def snapshot_inputs() -> dict[str, pl.DataFrame]:
+    """The frames `sizing_inputs` exports, from the snapshot's configs, datasheet GPUs and two prices."""
     specs = [describe(b.config, model_id=b.model_id, quant_config=b.quant_config) for b in snapshot_bases()]
     models, kv_groups = specs_to_frames(specs)
     prices = pl.DataFrame({
@@ -40,6 +40,11 @@ def inputs() -> dict[str, pl.DataFrame]:
         "output_usd_per_mtok": [0.2, 1.10],
     })
     return {"models": models.filter("supported"), "kv_groups": kv_groups, "gpus": gpu_frame(), "prices": prices}
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict[str, pl.DataFrame]:
+    return snapshot_inputs()
 
 
 def test_a_shard_key_names_its_index_and_the_shard_count():
