@@ -98,15 +98,21 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: int | None = None,
-              workers: int | None = None, out_dir: Path | None = None, peer_sample: int = 0) -> dict:
+              workers: int | None = None, out_dir: Path | None = None, peer_sample: int = 0,
+              dask_shards: int = 0, dask_address: str | None = None) -> dict:
     """Describe and size ``n_models`` synthetic models; the figures `fitatlas bench` prints. With
     ``peer_sample``, llm-analysis also sizes that many of the same cells in this process
-    (``pipelines.peer_bench``) and the report compares the time per cell."""
+    (``pipelines.peer_bench``) and the report compares the time per cell. With ``dask_shards``, the
+    grid is sized in that many shards on a Dask cluster instead (``_bench_on_dask``)."""
     from pipelines.defs.sizing.shards import GRID_TABLES, ParquetShards
     from sizing.catalogue import DEFAULT_CHUNK, size_catalogue
 
     if n_models < 1:
         raise BenchError(f"--models {n_models}: must be at least 1")
+    if dask_shards and (out_dir or peer_sample):
+        raise BenchError("--dask-shards sizes on the cluster and keeps no rows: it does not combine with --out or --peer-sample")
+    if dask_shards < 0:
+        raise BenchError(f"--dask-shards {dask_shards}: must be at least 1 (or 0: size in this process)")
     started = time.perf_counter()
     gpus = published_gpus(published_path)
     bases = snapshot_bases(hf_dir)
@@ -118,6 +124,10 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
     del parts
     seconds_describe = time.perf_counter() - started
 
+    if dask_shards:
+        return {**_bench_on_dask(models, groups, gpus, dask_shards, dask_address, workers, chunk_size or DEFAULT_CHUNK),
+                "models": n_models, "unsupported": unsupported, "seconds_describe": round(seconds_describe, 2),
+                "seconds_total": round(time.perf_counter() - started, 2)}
     sink = ParquetShards(out_dir, GRID_TABLES) if out_dir else _discard
     sized = size_catalogue(models, groups, gpus, None, chunk_size=chunk_size or DEFAULT_CHUNK, sink=sink)
     report = {
@@ -144,6 +154,51 @@ def run_bench(published_path: Path, hf_dir: Path, n_models: int, *, chunk_size: 
         report["peer"] = peer
         report["per_cell"] = per_cell_ratio(sized.seconds_fit + sized.seconds_recommend, our_cells(models, gpus), peer)
     return report
+
+
+def _size_one_shard(models, groups, gpus, shard: tuple[int, int], chunk_size: int) -> dict:
+    """On a Dask worker: one shard of the catalogue, its counts, time and the worker's peak RSS."""
+    from sizing.catalogue import size_catalogue
+
+    started = time.perf_counter()
+    sized = size_catalogue(models, groups, gpus, None, chunk_size=chunk_size, sink=_discard, shard=shard)
+    return {"signatures": sized.signatures, "fit_rows": sized.fit_rows,
+            "recommendation_rows": sized.recommendation_rows, "seconds": round(time.perf_counter() - started, 2),
+            "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _bench_on_dask(models, groups, gpus, shards: int, address: str | None, workers: int, chunk_size: int) -> dict:
+    """The grid in ``shards`` shards on the scheduler at ``address`` (else a LocalCluster of
+    ``workers`` processes): the engine `sizing_shard` runs on a cluster, without Dagster around it."""
+    from distributed import Client, LocalCluster
+
+    from pipelines.defs.executor import LOCAL_CLUSTER_OPTIONS
+
+    cluster = address or LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **LOCAL_CLUSTER_OPTIONS)
+    try:
+        with Client(cluster) as client:
+            started = time.perf_counter()
+            frames = client.scatter([models, groups, gpus], broadcast=True)
+            futures = [client.submit(_size_one_shard, *frames, (index, shards), chunk_size, pure=False)
+                       for index in range(shards)]
+            results = client.gather(futures)
+            seconds = time.perf_counter() - started
+            cluster_workers = len(client.scheduler_info()["workers"])
+    finally:
+        if not isinstance(cluster, str):
+            cluster.close()
+    return {
+        "distinct_signatures": sum(r["signatures"] for r in results),
+        "gpus": gpus.height,
+        "fit_rows": sum(r["fit_rows"] for r in results),
+        "recommendation_rows": sum(r["recommendation_rows"] for r in results),
+        "dask_shards": shards,
+        "dask_workers": cluster_workers,
+        "seconds_sizing_on_dask": round(seconds, 2),
+        "shard_seconds": [r["seconds"] for r in results],
+        "worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in results),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _discard(table: str, frame: pl.DataFrame) -> None:

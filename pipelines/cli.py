@@ -429,7 +429,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     settings = Settings.from_environment()
     try:
         report = run_bench(settings.published_path, settings.snapshot_dir / "hf", args.models,
-                           chunk_size=args.chunk, workers=args.workers, out_dir=args.out, peer_sample=args.peer_sample)
+                           chunk_size=args.chunk, workers=args.workers, out_dir=args.out, peer_sample=args.peer_sample,
+                           dask_shards=args.dask_shards, dask_address=settings.dask_address)
     except (BenchError, PeerMissing) as error:
         raise CliError(str(error)) from None
     if args.json:
@@ -484,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, help="write each chunk's rows as Parquet under this directory")
     bench.add_argument("--peer-sample", type=int, default=0,
         help="also time llm-analysis on this many of the same cells (needs `make bench`'s llm-analysis install)")
+    bench.add_argument("--dask-shards", type=int, default=0,
+        help="size the grid in this many shards on Dask (FITATLAS_DASK_ADDRESS, else a local cluster of --workers processes)")
     bench.add_argument("--json", action="store_true", help="one JSON object on one line")
     bench.set_defaults(func=cmd_bench)
     return parser

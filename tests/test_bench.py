@@ -72,6 +72,23 @@ def test_the_report_counts_what_one_whole_grid_gives(data_dir, reference, tmp_pa
     assert (tmp_path / "rows" / "notes.txt").read_text() == "the reader's own file"  # only the table folders are replaced
 
 
+def test_shards_on_a_local_dask_cluster_add_up_to_the_whole_grid(data_dir, reference):
+    done = bench(data_dir, "--models", str(N), "--chunk", "7", "--workers", "2", "--dask-shards", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    fit_rows, recommendation_rows, _ = reference
+    assert (report["fit_rows"], report["recommendation_rows"], report["distinct_signatures"]) == (
+        fit_rows, recommendation_rows, N)
+    assert (report["dask_shards"], report["dask_workers"], len(report["shard_seconds"])) == (3, 2, 3)
+    assert report["worker_peak_rss_mb"] > 0
+
+
+def test_dask_shards_keep_no_rows_so_out_is_refused(data_dir, tmp_path):
+    done = bench(data_dir, "--models", "5", "--dask-shards", "2", "--out", str(tmp_path / "rows"))
+    assert done.returncode == 2
+    assert "--dask-shards sizes on the cluster and keeps no rows: it does not combine with --out" in done.stderr
+
+
 def test_without_a_publication_it_says_what_to_run(tmp_path):
     done = bench(tmp_path, "--models", "5")
     assert done.returncode == 2
