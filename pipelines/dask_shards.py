@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,12 +83,14 @@ def _run_shard(instance_ref, partition: str, address: str, run_config: Mapping[s
 def run_shards_on_dask(
     instance: dg.DagsterInstance,
     settings: Settings,
+    partitions: Sequence[str] | None = None,
     *,
     run_config: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
 ) -> list[ShardRun]:
-    """Every shard of `settings.sizing_shards` in its own run on Dask; the runs in shard order."""
+    """Each shard of `partitions` (default: every shard of `settings.sizing_shards`) in its own run
+    on Dask; the runs in shard order."""
     if settings.executor != "dask":
         raise SettingsError(f"FITATLAS_EXECUTOR={settings.executor!r}: shard runs on Dask need FITATLAS_EXECUTOR=dask")
     rebuilt = Settings.from_environment()
@@ -100,7 +102,10 @@ def run_shards_on_dask(
         )
     if not instance.is_persistent:
         raise dg.DagsterInvariantViolationError("shard runs on Dask need a persistent Dagster instance (DAGSTER_HOME)")
-    keys = shard_keys(settings.sizing_shards)
+    current = shard_keys(settings.sizing_shards)
+    keys = list(partitions or current)
+    if not set(keys) <= set(current):
+        raise ValueError(f"not shards of FITATLAS_SIZING_SHARDS={settings.sizing_shards}: {sorted(set(keys) - set(current))}")
     with dask_scheduler(settings, say) as (address, workers):
         # orchestrators wait on their step; more of them than workers would only queue on the cluster
         spawn = multiprocessing.get_context("spawn")

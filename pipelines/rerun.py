@@ -71,6 +71,8 @@ class Plan:
     selected: tuple[dg.AssetKey, ...]
     fresh: tuple[dg.AssetKey, ...]
     groups: Mapping[dg.AssetKey, str] = field(default_factory=dict)
+    #: the sizing shards the run must size when it selects `sizing_shard` (`_shard_partitions`)
+    shard_partitions: tuple[str, ...] = ()
 
     def group_counts(self, keys: Iterable[dg.AssetKey]) -> str:
         counts = Counter(self.groups.get(key, "other") for key in keys)
@@ -264,6 +266,25 @@ def _publication_readers(
     return {MODEL_CHANGES}
 
 
+def _shard_partitions(instance, settings: Settings, asset_graph, selected: set[dg.AssetKey]) -> tuple[str, ...]:
+    """The shards a run selecting `sizing_shard` must size: every one when something above the shards
+    runs too (new inputs) or the shard code changed, else those stale by Dagster's record or by
+    their files. A shard run that failed costs one shard, not all of them (with Dask; in-process,
+    one run sizes the whole range)."""
+    from pipelines.defs.sizing.sharding import ShardStore
+
+    if SHARD_KEY not in selected:
+        return ()
+    keys = list(asset_graph.get(SHARD_KEY).partitions_def.get_partition_keys())
+    above = set(dg.AssetSelection.assets(SHARD_KEY).upstream(include_self=False).resolve(asset_graph))
+    if selected & above:
+        return tuple(keys)
+    resolver = _stale_status_resolver(instance, asset_graph)
+    unusable = ShardStore(settings.sizing_shards_dir).unusable(keys)
+    stale = [key for key in keys if key in unusable or _status_reasons(resolver, SHARD_KEY, key)]
+    return tuple(stale or keys)
+
+
 def plan_stale(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings) -> Plan:
     """The assets below the raw layer the next run must materialise (module docstring)."""
     asset_graph = defs.resolve_asset_graph()
@@ -297,6 +318,7 @@ def plan_stale(defs: dg.Definitions, instance: dg.DagsterInstance, settings: Set
         selected=ordered(selected),
         fresh=ordered(candidates - selected),
         groups=groups,
+        shard_partitions=_shard_partitions(instance, settings, asset_graph, selected),
     )
 
 
@@ -415,10 +437,11 @@ def _shards_on_dask(defs, job_def, instance, settings, outcome, run_config, tags
         say(f"assets above the sizing shards ({len(above)}): run {first.run_id} {'success' if first.success else 'FAILED'}")
         if not first.success:
             return []
-    say(f"sizing shards: {settings.sizing_shards} run(s) on Dask")
+    partitions = outcome.plan.shard_partitions
+    say(f"sizing shards: {len(partitions)} of {settings.sizing_shards} on Dask, a run each")
     try:
         shard_runs = run_shards_on_dask(
-            instance, settings, run_config=run_config, tags={**tags, RUN_PART_TAG: "shard"}, say=say,
+            instance, settings, partitions, run_config=run_config, tags={**tags, RUN_PART_TAG: "shard"}, say=say,
         )
     except DaskUnavailable as unavailable:
         say(f"{unavailable}: no shard ran, nothing below the shards runs")

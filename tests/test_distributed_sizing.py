@@ -7,7 +7,7 @@ Three real `fitatlas run`s on one data dir, each a subprocess whose environment 
    the planner finds the 3 new partitions never materialised and the grid loaded from 2 shards, the
    shards run as 3 Dagster runs on Dask, and the batch they feed has exactly the content hash of the
    first publication, so nothing new is published;
-3. in-process again after one shard's files were removed: the planner names the shard and re-sizes.
+3. on Dask again after one shard's files were removed: the planner names that shard, and only it runs.
 
 Comparing within one data dir is what makes the content hash comparable: a fresh data dir lands the
 sources at another time, and landing times are part of the published content (source freshness).
@@ -53,7 +53,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
     on_dask = fitatlas_run(dask_settings, dagster_home)
     removed = shard_keys(3)[1]
     (ShardStore(dask_settings.sizing_shards_dir).shard_dir(removed) / MANIFEST).unlink()
-    repaired = fitatlas_run(Settings.for_data_dir(data_dir, sizing_shards=3), dagster_home)
+    repaired = fitatlas_run(dask_settings, dagster_home)
     return {"data_dir": data_dir, "dagster_home": dagster_home, "in_process": in_process, "on_dask": on_dask,
             "repaired": repaired, "removed": removed, "first_publication": first_publication}
 
@@ -62,7 +62,7 @@ def test_the_dask_run_finds_the_new_shards_stale_and_runs_each_on_the_cluster(ru
     out = runs["on_dask"].stdout
     assert "sizing_shard: 3 of 3 partitions never materialised (000-of-003, 001-of-003, 002-of-003)" in out
     assert "fit_matrix: it was loaded from 2 shards, FITATLAS_SIZING_SHARDS is now 3" in out
-    assert "sizing shards: 3 run(s) on Dask" in out
+    assert "sizing shards: 3 of 3 on Dask, a run each" in out
     assert re.search(r"local Dask cluster tcp://127\.0\.0\.1:\d+: 2 worker process\(es\)", out)
     for key in shard_keys(3):
         assert re.search(rf"  shard {key}: run [0-9a-f-]{{36}} success", out), key
@@ -76,22 +76,22 @@ def test_the_dask_run_publishes_exactly_the_in_process_content(runs):
     assert len(read_publications(runs["data_dir"] / "published.duckdb")) == 1
 
 
+def shard_runs(out: str) -> dict[str, str]:
+    """partition -> run id, from the CLI's `  shard <key>: run <id> success` lines."""
+    return dict(re.findall(r"^  shard (\d{3}-of-\d{3}): run ([0-9a-f-]{36}) success$", out, flags=re.MULTILINE))
+
+
 def test_each_shard_was_a_run_of_its_own_whose_step_ran_in_a_dask_worker(runs):
+    dask_runs = shard_runs(runs["on_dask"].stdout)
+    assert sorted(dask_runs) == shard_keys(3) and len(set(dask_runs.values())) == 3
     with dg.DagsterInstance.from_config(str(runs["dagster_home"])) as instance:
-        dask_runs = {}
-        for key in shard_keys(3):
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=SHARD, asset_partitions=[key]), limit=10
-            ).records
-            # the Dask run's, and the repairing in-process run's (full_pipeline, every shard in one step)
-            jobs = {record.run_id: instance.get_run_by_id(record.run_id).job_name for record in records}
-            assert sorted(jobs.values()) == ["full_pipeline", "sizing_shards"], key
-            dask_runs[key] = next(run_id for run_id, job in jobs.items() if job == "sizing_shards")
-        assert len(set(dask_runs.values())) == 3
         step_pids = set()
         for key, run_id in dask_runs.items():
             run = instance.get_run_by_id(run_id)
-            assert run.tags["dagster/partition"] == key
+            assert (run.job_name, run.tags["dagster/partition"]) == ("sizing_shards", key)
+            materialized = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=SHARD, asset_partitions=[key]), limit=10).records
+            assert run_id in {record.run_id for record in materialized}
             entries = instance.all_logs(run_id)
             events = [entry.dagster_event for entry in entries if entry.dagster_event]
             orchestrator = next(e.pid for e in events if e.event_type == dg.DagsterEventType.RUN_START)
@@ -103,11 +103,12 @@ def test_each_shard_was_a_run_of_its_own_whose_step_ran_in_a_dask_worker(runs):
     assert len(step_pids) <= 2
 
 
-def test_a_shard_whose_files_are_gone_is_sized_again(runs):
+def test_a_shard_whose_files_are_gone_is_sized_again_alone(runs):
     out = runs["repaired"].stdout
     removed = runs["removed"]
     assert f"shard {removed} has no complete result in" in out
-    assert "sizing shards:" not in out  # in-process: one run sizes every shard
+    assert "sizing shards: 1 of 3 on Dask, a run each" in out
+    assert list(shard_runs(out)) == [removed]
     first = runs["first_publication"]
     assert f"content sha256 {first['content_sha256']}" in out
     assert ShardStore(runs["data_dir"] / "sizing").problems(shard_keys(3)) == []

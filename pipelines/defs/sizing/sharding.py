@@ -150,22 +150,25 @@ class ShardStore:
         except FileNotFoundError:
             return None
 
-    def problems(self, keys: list[str]) -> list[str]:
-        """Why shards of `keys` cannot be loaded: each one missing or sized from other inputs."""
+    def unusable(self, keys: list[str]) -> dict[str, str]:
+        """The shards of `keys` that cannot be loaded, each with why: missing, or sized from other
+        inputs (every shard, when there are no inputs)."""
         try:
             version = self.current_inputs_version()
         except IncompleteShards as missing:
-            return [str(missing)]
-        problems: list[str] = []
+            return dict.fromkeys(keys, str(missing))
+        reasons: dict[str, str] = {}
         for key in keys:
             manifest = self.read_manifest(key)
             if manifest is None:
-                problems.append(f"shard {key} has no complete result in {self.shard_dir(key)}")
+                reasons[key] = f"shard {key} has no complete result in {self.shard_dir(key)}"
             elif manifest.inputs_version != version:
-                problems.append(
-                    f"shard {key} was sized from inputs {manifest.inputs_version}, the current inputs are {version}"
-                )
-        return problems
+                reasons[key] = f"shard {key} was sized from inputs {manifest.inputs_version}, the current inputs are {version}"
+        return reasons
+
+    def problems(self, keys: list[str]) -> list[str]:
+        """Why shards of `keys` cannot be loaded, each reason once."""
+        return list(dict.fromkeys(self.unusable(keys).values()))
 
     def verify(self, keys: list[str]) -> tuple[str, list[ShardManifest]]:
         """The current inputs' version and every shard's manifest, or IncompleteShards naming each
