@@ -170,23 +170,18 @@ def _size_one_shard(models, groups, gpus, shard: tuple[int, int], chunk_size: in
 def _bench_on_dask(models, groups, gpus, shards: int, address: str | None, workers: int, chunk_size: int) -> dict:
     """The grid in ``shards`` shards on the scheduler at ``address`` (else a LocalCluster of
     ``workers`` processes): the engine `sizing_shard` runs on a cluster, without Dagster around it."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    from pipelines.defs.executor import LOCAL_CLUSTER_OPTIONS
+    from pipelines.defs.executor import dask_cluster
 
-    cluster = address or LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **LOCAL_CLUSTER_OPTIONS)
-    try:
-        with Client(cluster) as client:
-            started = time.perf_counter()
-            frames = client.scatter([models, groups, gpus], broadcast=True)
-            futures = [client.submit(_size_one_shard, *frames, (index, shards), chunk_size, pure=False)
-                       for index in range(shards)]
-            results = client.gather(futures)
-            seconds = time.perf_counter() - started
-            cluster_workers = len(client.scheduler_info()["workers"])
-    finally:
-        if not isinstance(cluster, str):
-            cluster.close()
+    with dask_cluster(address, workers) as cluster, Client(cluster) as client:
+        started = time.perf_counter()
+        frames = client.scatter([models, groups, gpus], broadcast=True)
+        futures = [client.submit(_size_one_shard, *frames, (index, shards), chunk_size, pure=False)
+                   for index in range(shards)]
+        results = client.gather(futures)
+        seconds = time.perf_counter() - started
+        cluster_workers = len(client.scheduler_info()["workers"])
     return {
         "distinct_signatures": sum(r["signatures"] for r in results),
         "gpus": gpus.height,

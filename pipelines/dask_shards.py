@@ -24,7 +24,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.defs.executor import LOCAL_CLUSTER_OPTIONS
+from pipelines.defs.executor import dask_cluster
 from pipelines.defs.sizing.sharding import shard_keys
 from pipelines.settings import Settings, SettingsError
 
@@ -48,7 +48,7 @@ class ShardRun:
 @contextmanager
 def dask_scheduler(settings: Settings, say: Callable[[str], None]) -> Iterator[tuple[str, int]]:
     """The scheduler address the shard runs use and how many workers it has (module docstring)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if settings.dask_address:
         try:
@@ -63,7 +63,7 @@ def dask_scheduler(settings: Settings, say: Callable[[str], None]) -> Iterator[t
         yield settings.dask_address, max(workers, 1)
         return
     workers = settings.dask_workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **LOCAL_CLUSTER_OPTIONS) as cluster:
+    with dask_cluster(None, workers) as cluster:
         say(f"local Dask cluster {cluster.scheduler_address}: {workers} worker process(es), dashboard {cluster.dashboard_link}")
         yield cluster.scheduler_address, workers
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +35,20 @@ DASK_ADDRESS_CONFIG = "dask_address"
 # shutdown chatter (heartbeats to a scheduler that closed first) kept out of the console: a step's
 # errors reach the Dagster event log through the step itself.
 LOCAL_CLUSTER_OPTIONS = {"dashboard_address": ":0", "silence_logs": logging.CRITICAL}
+
+
+@contextmanager
+def dask_cluster(address: str | None, workers: int | None) -> Iterator:
+    """What `distributed.Client` connects to for the block: the scheduler at `address`, else a
+    `LocalCluster` of `workers` processes of one thread each (Dagster steps are not thread-safe),
+    closed when the block ends."""
+    if address:
+        yield address
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **LOCAL_CLUSTER_OPTIONS) as cluster:
+        yield cluster
 
 
 def plan_uses_warehouse(execution_plan) -> bool:
@@ -60,38 +75,31 @@ class ShardDaskExecutor(dg.Executor):
         from dagster._core.errors import raise_execution_interrupts
         from dagster._utils import iterate_with_context
         from dagster_dask.executor import get_dask_resource_requirements, query_on_dask_worker
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
 
         if not plan_context.instance.is_persistent:
             raise dg.DagsterInvariantViolationError(
                 "FITATLAS_EXECUTOR=dask needs a persistent Dagster instance (DAGSTER_HOME): Dask workers "
                 "write their steps' events to it"
             )
-        cluster = self.address or LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True, **LOCAL_CLUSTER_OPTIONS
-        )
-        plan_context.log.info(f"run {plan_context.run_id}: steps go to the Dask scheduler at "
-                              f"{getattr(cluster, 'scheduler_address', cluster)}")
         instance_ref = plan_context.instance.get_ref()
-        try:
-            with Client(cluster) as client:
-                futures = {}
-                for level in execution_plan.get_steps_to_execute_by_level():
-                    for step in level:
-                        waits_for = [futures[key] for step_input in step.step_inputs for key in step_input.dependency_keys]
-                        futures[step.key] = client.submit(
-                            query_on_dask_worker, waits_for, plan_context.reconstructable_job,
-                            plan_context.dagster_run, plan_context.run_config, [step.key], instance_ref,
-                            execution_plan.known_state,
-                            key=f"{plan_context.job_name}.{step.key}.{plan_context.run_id}",
-                            resources=get_dask_resource_requirements(step.tags),
-                        )
-                done = as_completed(list(futures.values()), with_results=True)
-                for _future, events in iterate_with_context(raise_execution_interrupts, done):
-                    yield from events
-        finally:
-            if not isinstance(cluster, str):
-                cluster.close()
+        with dask_cluster(self.address, self.workers) as cluster, Client(cluster) as client:
+            plan_context.log.info(f"run {plan_context.run_id}: steps go to the Dask scheduler at "
+                                  f"{getattr(cluster, 'scheduler_address', cluster)}")
+            futures = {}
+            for level in execution_plan.get_steps_to_execute_by_level():
+                for step in level:
+                    waits_for = [futures[key] for step_input in step.step_inputs for key in step_input.dependency_keys]
+                    futures[step.key] = client.submit(
+                        query_on_dask_worker, waits_for, plan_context.reconstructable_job,
+                        plan_context.dagster_run, plan_context.run_config, [step.key], instance_ref,
+                        execution_plan.known_state,
+                        key=f"{plan_context.job_name}.{step.key}.{plan_context.run_id}",
+                        resources=get_dask_resource_requirements(step.tags),
+                    )
+            done = as_completed(list(futures.values()), with_results=True)
+            for _future, events in iterate_with_context(raise_execution_interrupts, done):
+                yield from events
 
 
 class WarehouseWriterExecutor(dg.Executor):

@@ -34,6 +34,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.defs.sizing.shards import GRID_TABLES, ParquetShards
+from pipelines.settings import MAX_SIZING_SHARDS
 
 SHARD_KEY = re.compile(r"(?P<index>[0-9]{3})-of-(?P<count>[0-9]{3})")
 #: the frames a shard sizes from, each one Parquet file of the inputs
@@ -44,8 +45,8 @@ MANIFEST = "manifest.json"
 def shard_keys(count: int) -> list[str]:
     """`000-of-004` ... `003-of-004`: a key names its shard and how many there are, so a key of an
     earlier shard count is never mistaken for one of the current count."""
-    if not 1 <= count <= 999:
-        raise ValueError(f"shard count {count}: expected 1 to 999")
+    if not 1 <= count <= MAX_SIZING_SHARDS:
+        raise ValueError(f"shard count {count}: expected 1 to {MAX_SIZING_SHARDS}")
     return [f"{index:03d}-of-{count:03d}" for index in range(count)]
 
 
